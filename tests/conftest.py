@@ -1,0 +1,48 @@
+"""Shared fixtures: real speech made with espeak-ng (fast, deterministic), real temp files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def espeak_to_wav(text: str, out: Path, *, rate: int = 16000, voice: str = "en-us", wpm: int = 150) -> Path:
+    """Speak ``text`` with espeak-ng into a 16-bit mono WAV at ``rate`` Hz (sox resamples)."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.fail("espeak-ng and sox are required for the tests: run scripts/setup.sh (apt-get install espeak-ng sox)")
+    raw = out.with_suffix(".espeak.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
+    raw.unlink()
+    return out
+
+
+def read_pcm16(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").copy(), w.getframerate()
+
+
+def write_pcm16(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def speech_wav(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: speech_wav("turn on the light", rate=16000) -> Path of a fresh WAV."""
+    counter = iter(range(10_000))
+
+    def make(text: str, *, rate: int = 16000, voice: str = "en-us", wpm: int = 150) -> Path:
+        return espeak_to_wav(text, tmp_path / f"speech{next(counter)}.wav", rate=rate, voice=voice, wpm=wpm)
+
+    return make
