@@ -69,6 +69,7 @@ class LlmSettings:
         "You are Hearth, a friendly voice assistant in a family home. Answer in one or two short "
         "sentences of plain spoken English, without lists, markdown or emoji."
     )
+    session_idle_s: float = 300.0  # a new session (fresh memory) starts after this long without a turn
     fallback_reply: str = "Sorry, I can't think right now. Please try again in a moment."
 
 
@@ -128,6 +129,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("llm", "max_reply_tokens"): (lambda v: 8 <= v <= 2048, "8..2048"),
     ("llm", "temperature"): (lambda v: 0 <= v <= 2, "0..2"),
     ("llm", "timeout_s"): (lambda v: 0 < v <= 600, "0..600 seconds"),
+    ("llm", "session_idle_s"): (lambda v: 0 <= v <= 86400, "0..86400 seconds"),
     ("llm", "first_token_timeout_s"): (lambda v: 0 < v <= 600, "0..600 seconds"),
     ("tts", "threads"): (lambda v: 1 <= v <= 64, "1..64"),
     ("tts", "length_scale"): (lambda v: 0.3 <= v <= 3, "0.3..3"),

@@ -1,0 +1,239 @@
+"""One conversational turn: transcript -> activation -> streamed LLM reply -> sentence TTS -> audio sink.
+
+Three stages overlap: the LLM thread produces tokens, a TTS task synthesizes each finished clause, a sink
+task plays/writes audio. With 2 cores, llama.cpp and piper get one thread each while they overlap, and whisper
+(which runs alone, before them) gets both; running two OpenMP pools on the same cores costs 10x.
+Every stage has a deadline, and any failure of the LLM turns into a spoken fallback, so a turn always ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.activation import Activation, Decision
+from edge.errors import HearthError, LLMError, TTSError
+from edge.llm import Conversation, LanguageModel
+from edge.settings import Settings
+from edge.stt import Transcriber
+from edge.tts import SentenceChunker, Synthesizer, split_text
+from edge.turnlog import TurnLog
+
+log = logging.getLogger(__name__)
+_DONE = object()
+WAKE_ONLY_REPLY = "Yes?"
+
+
+class AudioSink(Protocol):
+    """Where reply audio goes: the speaker or a WAV file (edge.audio_io)."""
+
+    def write(self, samples: np.ndarray, rate: int) -> None: ...
+
+
+@dataclass
+class TurnResult:
+    transcript: str
+    decision: Decision
+    reply: str = ""
+    turn_id: int | None = None
+    errors: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float | None] = field(default_factory=dict)
+    output: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"turn_id": self.turn_id, "transcript": self.transcript, "accepted": self.decision.accepted,
+                "activation": self.decision.reason, "request": self.decision.text, "reply": self.reply,
+                "timings_ms": self.timings_ms, "errors": self.errors, "output_wav": self.output}
+
+
+def _ms(t0: float, t1: float | None) -> float | None:
+    return None if t1 is None else round((t1 - t0) * 1000, 1)
+
+
+class Assistant:
+    """Owns the loaded models, the activation state, the conversation memory and the turn log."""
+
+    def __init__(self, settings: Settings, *, stt: Transcriber, tts: Synthesizer, llm: LanguageModel | None,
+                 turnlog: TurnLog, source: str, llm_error: str | None = None) -> None:
+        self.settings = settings
+        self.stt, self.tts, self.llm = stt, tts, llm
+        self.llm_error = llm_error  # why the LLM is unavailable (logged on each fallback)
+        self.turnlog = turnlog
+        self.activation = Activation(settings.activation)
+        self.source = source
+        self._session_id: int | None = None
+        self._conversation = Conversation(settings.llm.persona)
+        self.models = {"stt_model": stt.model_path.name, "llm_model": llm.name if llm else "",
+                       "tts_voice": tts.voice_name}
+
+    def _session(self) -> int:
+        idle = time.monotonic() - self._conversation.last_active
+        if self._session_id is None or idle > self.settings.llm.session_idle_s:
+            self._session_id = self.turnlog.start_session(self.source)
+            self._conversation = Conversation(self.settings.llm.persona)
+        return self._session_id
+
+    async def handle_utterance(self, samples: np.ndarray, sink: AudioSink, *, streaming: bool = True,
+                               output: str | None = None) -> TurnResult:
+        """Run a whole turn for one endpointed utterance. The clock starts at the endpoint decision."""
+        t_end = time.perf_counter()
+        transcript = await asyncio.to_thread(self.stt.transcribe, samples)
+        t_asr = time.perf_counter()
+        decision = self.activation.check(transcript.text)
+        result = TurnResult(transcript=transcript.text, decision=decision, output=output)
+        result.timings_ms["asr"] = _ms(t_end, t_asr)
+        if not decision.accepted:
+            log.info("ignored %r (%s)", transcript.text, decision.reason)
+            return result
+        session = self._session()
+        result.turn_id = self.turnlog.start_turn(session, transcript=transcript.text, activation=decision.reason,
+                                                 audio_s=transcript.audio_s, models=self.models)
+        try:
+            await self._respond(decision.text, sink, result, t_end, streaming=streaming)
+        finally:
+            # Written even if the turn was cancelled (Ctrl-C): the row never stays "started" on a clean stop.
+            result.timings_ms["total"] = _ms(t_end, time.perf_counter())
+            self.turnlog.finish_turn(result.turn_id, reply=result.reply, timings_ms=result.timings_ms,
+                                     error="; ".join(result.errors) or None, output=output)
+        self.activation.answered()
+        return result
+
+    async def ask(self, text: str, sink: AudioSink, *, streaming: bool = True) -> TurnResult:
+        """A typed question (``hearth ask``): same path as speech, minus STT and activation."""
+        result = TurnResult(transcript=text, decision=Decision(True, "typed", text))
+        t0 = time.perf_counter()
+        result.turn_id = self.turnlog.start_turn(self._session(), transcript=text, activation="typed",
+                                                 audio_s=0.0, models=self.models)
+        try:
+            await self._respond(text, sink, result, t0, streaming=streaming)
+        finally:
+            result.timings_ms["total"] = _ms(t0, time.perf_counter())
+            self.turnlog.finish_turn(result.turn_id, reply=result.reply, timings_ms=result.timings_ms,
+                                     error="; ".join(result.errors) or None, output=None)
+        return result
+
+    async def _respond(self, request: str, sink: AudioSink, result: TurnResult, t0: float, *,
+                       streaming: bool) -> None:
+        first: dict[str, float] = {}
+        chunks: asyncio.Queue[object] = asyncio.Queue(maxsize=16)
+        audio: asyncio.Queue[object] = asyncio.Queue(maxsize=4)
+
+        async def tts_stage() -> None:
+            while (item := await chunks.get()) is not _DONE:
+                assert isinstance(item, str)
+                try:
+                    pcm = await asyncio.to_thread(self.tts.synthesize, item)
+                except TTSError as exc:
+                    result.errors.append(str(exc))
+                    log.error("%s", exc)
+                    continue
+                first.setdefault("tts", time.perf_counter())
+                await audio.put(pcm)
+            await audio.put(_DONE)
+
+        async def sink_stage() -> None:
+            while (item := await audio.get()) is not _DONE:
+                assert isinstance(item, np.ndarray)
+                first.setdefault("audio", time.perf_counter())
+                await asyncio.to_thread(sink.write, item, self.tts.sample_rate)
+
+        tasks = [asyncio.create_task(tts_stage()), asyncio.create_task(sink_stage())]
+        try:
+            if not request.strip():
+                result.reply = WAKE_ONLY_REPLY
+                await chunks.put(WAKE_ONLY_REPLY)
+            else:
+                await self._llm_to_chunks(request, chunks, result, first, streaming)
+            await chunks.put(_DONE)
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+        result.timings_ms["llm_first_token"] = _ms(t0, first.get("token"))
+        result.timings_ms["tts_first_audio"] = _ms(t0, first.get("tts"))
+        result.timings_ms["end_of_speech_to_first_audio"] = _ms(t0, first.get("audio"))
+
+    async def _llm_to_chunks(self, request: str, chunks: asyncio.Queue[object], result: TurnResult,
+                             first: dict[str, float], streaming: bool) -> None:
+        cfg = self.settings.llm
+        chunker = SentenceChunker(self.settings.tts.first_chunk_min_words)
+        pieces: list[str] = []
+        spoken = 0
+        try:
+            async for piece in self._tokens(request, first):
+                pieces.append(piece)
+                if streaming:
+                    for c in chunker.feed(piece):
+                        spoken += 1
+                        await chunks.put(c)
+        except LLMError as exc:
+            result.errors.append(str(exc))
+            log.error("LLM failed, speaking the fallback: %s", exc)
+        reply = "".join(pieces).strip()
+        if streaming:
+            for c in chunker.flush():
+                spoken += 1
+                await chunks.put(c)
+        elif reply:
+            for c in split_text(reply, self.settings.tts.first_chunk_min_words):
+                spoken += 1
+                await chunks.put(c)
+        if spoken == 0:
+            reply = cfg.fallback_reply
+            await chunks.put(reply)
+        result.reply = reply
+        self._conversation.remember(request, reply)
+
+    async def _tokens(self, request: str, first: dict[str, float]) -> AsyncIterator[str]:
+        """Async iterator over LLM pieces with first-token and total deadlines; raises LLMError."""
+        if self.llm is None:
+            raise LLMError(self.llm_error or "no language model is loaded")
+        cfg = self.settings.llm
+        llm = self.llm
+        messages = self._conversation.messages(request, llm.count_tokens, llm.context_tokens - cfg.max_reply_tokens)
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[object] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def produce() -> None:
+            try:
+                for piece in llm.generate(messages, max_tokens=cfg.max_reply_tokens,
+                                          temperature=cfg.temperature, cancel=cancel):
+                    loop.call_soon_threadsafe(q.put_nowait, piece)
+            except HearthError as exc:
+                loop.call_soon_threadsafe(q.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(q.put_nowait, _DONE)
+
+        worker = loop.run_in_executor(None, produce)
+        start = time.perf_counter()
+        try:
+            while True:
+                limit = cfg.timeout_s - (time.perf_counter() - start)
+                if "token" not in first:
+                    limit = min(limit, cfg.first_token_timeout_s)
+                try:
+                    item = await asyncio.wait_for(q.get(), timeout=max(limit, 0.0))
+                except TimeoutError:
+                    what = "first word" if "token" not in first else "whole reply"
+                    raise LLMError(f"the LLM timed out waiting for the {what} "
+                                   f"(limit {cfg.first_token_timeout_s if what == 'first word' else cfg.timeout_s} s)"
+                                   ) from None
+                if item is _DONE:
+                    return
+                if isinstance(item, HearthError):
+                    raise LLMError(str(item)) from item
+                first.setdefault("token", time.perf_counter())
+                assert isinstance(item, str)
+                yield item
+        finally:
+            cancel.set()  # the worker stops at its next token; we don't wait for it here
+            del worker
+
