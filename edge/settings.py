@@ -17,8 +17,6 @@ from typing import Any
 
 from edge.errors import SettingsError
 
-DEFAULT_HOME = Path(os.environ.get("HEARTH_HOME", Path.home() / ".local" / "share" / "hearth"))
-
 
 @dataclass(frozen=True)
 class AudioSettings:
@@ -84,12 +82,14 @@ class TtsSettings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    home: str = str(DEFAULT_HOME)  # model store and database live under here
+    home: str = ""  # "" = $HEARTH_HOME or ~/.local/share/hearth; model store and database live here
     database: str = ""  # "" = <home>/hearth.db
 
     @property
     def home_path(self) -> Path:
-        return Path(self.home).expanduser()
+        if self.home:
+            return Path(self.home).expanduser()
+        return Path(os.environ.get("HEARTH_HOME") or Path.home() / ".local" / "share" / "hearth")
 
     @property
     def database_path(self) -> Path:

@@ -65,6 +65,18 @@ class SentenceChunker:
         return []
 
     def _find_cut(self) -> int | None:
+        cuts = [self._sentence_cut()]
+        if self._emitted == 0:
+            cuts.append(self._clause_cut())
+        found = [c for c in cuts if c is not None]
+        if found:
+            return min(found)
+        words = list(re.finditer(r"\S+\s", self._buf))
+        if len(words) > self.max_words:  # run-on reply without punctuation: cut after max_words words
+            return words[self.max_words - 1].end()
+        return None
+
+    def _sentence_cut(self) -> int | None:
         for m in _SENTENCE_END.finditer(self._buf):
             before = self._buf[: m.start()].rsplit(None, 1)
             last_word = before[-1].lower().rstrip(".") if before else ""
@@ -72,13 +84,13 @@ class SentenceChunker:
             if m.group().startswith(".") and (last_word in _ABBREVIATIONS or initial):
                 continue  # "Dr." or an initial such as "J."
             return m.end()
-        words = len(self._buf.split())
-        if self._emitted == 0 and words >= self.first_min_words:
-            clause = _CLAUSE_END.search(self._buf)
-            if clause and len(self._buf[: clause.start()].split()) >= self.first_min_words:
+        return None
+
+    def _clause_cut(self) -> int | None:
+        """The first comma/semicolon with enough words before it: a natural early place to start speaking."""
+        for clause in _CLAUSE_END.finditer(self._buf):
+            if len(self._buf[: clause.start()].split()) >= self.first_min_words:
                 return clause.end()
-        if words > self.max_words:  # run-on reply without punctuation: cut at the last space
-            return self._buf.rstrip().rfind(" ") + 1 or None
         return None
 
 
