@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge import intents
 from edge.activation import Activation, Decision
 from edge.errors import HearthError, LLMError, TTSError
 from edge.llm import Conversation, LanguageModel
@@ -42,6 +43,7 @@ class TurnResult:
     transcript: str
     decision: Decision
     reply: str = ""
+    handled_by: str = ""  # "llm" | "fallback" | "intent:<name>" | "wake_only"
     turn_id: int | None = None
     errors: list[str] = field(default_factory=list)
     timings_ms: dict[str, float | None] = field(default_factory=dict)
@@ -49,7 +51,7 @@ class TurnResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"turn_id": self.turn_id, "transcript": self.transcript, "accepted": self.decision.accepted,
-                "activation": self.decision.reason, "request": self.decision.text, "reply": self.reply,
+                "activation": self.decision.reason, "request": self.decision.text, "reply": self.reply, "handled_by": self.handled_by,
                 "timings_ms": self.timings_ms, "errors": self.errors, "output_wav": self.output}
 
 
@@ -100,8 +102,9 @@ class Assistant:
         finally:
             # Written even if the turn was cancelled (Ctrl-C): the row never stays "started" on a clean stop.
             result.timings_ms["total"] = _ms(t_end, time.perf_counter())
-            self.turnlog.finish_turn(result.turn_id, reply=result.reply, timings_ms=result.timings_ms,
-                                     error="; ".join(result.errors) or None, output=output)
+            self.turnlog.finish_turn(result.turn_id, reply=result.reply, handled_by=result.handled_by,
+                                     timings_ms=result.timings_ms, error="; ".join(result.errors) or None,
+                                     output=output)
         self.activation.answered()
         return result
 
@@ -115,8 +118,9 @@ class Assistant:
             await self._respond(text, sink, result, t0, streaming=streaming)
         finally:
             result.timings_ms["total"] = _ms(t0, time.perf_counter())
-            self.turnlog.finish_turn(result.turn_id, reply=result.reply, timings_ms=result.timings_ms,
-                                     error="; ".join(result.errors) or None, output=None)
+            self.turnlog.finish_turn(result.turn_id, reply=result.reply, handled_by=result.handled_by,
+                                     timings_ms=result.timings_ms, error="; ".join(result.errors) or None,
+                                     output=None)
         return result
 
     async def _respond(self, request: str, sink: AudioSink, result: TurnResult, t0: float, *,
@@ -146,9 +150,14 @@ class Assistant:
 
         tasks = [asyncio.create_task(tts_stage()), asyncio.create_task(sink_stage())]
         try:
+            intent = intents.match(request)
             if not request.strip():
-                result.reply = WAKE_ONLY_REPLY
+                result.reply, result.handled_by = WAKE_ONLY_REPLY, "wake_only"
                 await chunks.put(WAKE_ONLY_REPLY)
+            elif intent is not None:
+                result.reply, result.handled_by = intent.text, f"intent:{intent.intent}"
+                if intent.text:
+                    await chunks.put(intent.text)
             else:
                 await self._llm_to_chunks(request, chunks, result, first, streaming)
             await chunks.put(_DONE)
@@ -157,6 +166,7 @@ class Assistant:
             for t in tasks:
                 t.cancel()
         result.timings_ms["llm_first_token"] = _ms(t0, first.get("token"))
+        result.timings_ms["llm_done"] = _ms(t0, first.get("llm_done"))
         result.timings_ms["tts_first_audio"] = _ms(t0, first.get("tts"))
         result.timings_ms["end_of_speech_to_first_audio"] = _ms(t0, first.get("audio"))
 
@@ -176,6 +186,7 @@ class Assistant:
         except LLMError as exc:
             result.errors.append(str(exc))
             log.error("LLM failed, speaking the fallback: %s", exc)
+        first["llm_done"] = time.perf_counter()
         reply = "".join(pieces).strip()
         if streaming:
             for c in chunker.flush():
@@ -185,8 +196,9 @@ class Assistant:
             for c in split_text(reply, self.settings.tts.first_chunk_min_words):
                 spoken += 1
                 await chunks.put(c)
+        result.handled_by = "llm"
         if spoken == 0:
-            reply = cfg.fallback_reply
+            reply, result.handled_by = cfg.fallback_reply, "fallback"
             await chunks.put(reply)
         result.reply = reply
         self._conversation.remember(request, reply)

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from edge.errors import TurnLogError
 
-TIMING_KEYS = ("asr", "llm_first_token", "tts_first_audio", "end_of_speech_to_first_audio", "total")
+TIMING_KEYS = ("asr", "llm_first_token", "llm_done", "tts_first_audio", "end_of_speech_to_first_audio", "total")
 
 
 class TurnLog:
@@ -44,12 +44,15 @@ class TurnLog:
         )
         cols: dict[str, Any] = {
             "id": int, "session_id": int, "started_at": float, "finished_at": float, "status": str,
-            "activation": str, "transcript": str, "reply": str, "error": str, "audio_s": float,
+            "activation": str, "transcript": str, "reply": str, "handled_by": str, "error": str, "audio_s": float,
             "stt_model": str, "llm_model": str, "tts_voice": str, "output": str,
         }
         cols.update({f"{k}_ms": float for k in TIMING_KEYS})
-        self.db.table("turns").create(cols, pk="id", foreign_keys=[("session_id", "sessions", "id")],
-                                if_not_exists=True)
+        turns = self.db.table("turns")
+        turns.create(cols, pk="id", foreign_keys=[("session_id", "sessions", "id")], if_not_exists=True)
+        for name, typ in cols.items():  # a database from an older version gains the new columns
+            if name not in turns.columns_dict:
+                turns.add_column(name, typ)
         self.db.table("turns").create_index(["started_at"], if_not_exists=True)
 
     def start_session(self, source: str) -> int:
@@ -62,10 +65,10 @@ class TurnLog:
                "transcript": transcript, "activation": activation, "audio_s": round(audio_s, 3), **models}
         return int(self._write(lambda: self.db.table("turns").insert(row).last_pk))
 
-    def finish_turn(self, turn_id: int, *, reply: str, timings_ms: dict[str, float | None],
+    def finish_turn(self, turn_id: int, *, reply: str, handled_by: str = "", timings_ms: dict[str, float | None],
                     error: str | None, output: str | None) -> None:
         row: dict[str, Any] = {"finished_at": time.time(), "status": "error" if error and not reply else "done",
-                               "reply": reply, "error": error, "output": output}
+                               "reply": reply, "handled_by": handled_by, "error": error, "output": output}
         row.update({f"{k}_ms": timings_ms.get(k) for k in TIMING_KEYS})
         self._write(lambda: self.db.table("turns").update(turn_id, row))
 

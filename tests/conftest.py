@@ -46,3 +46,39 @@ def speech_wav(tmp_path: Path) -> Callable[..., Path]:
         return espeak_to_wav(text, tmp_path / f"speech{next(counter)}.wav", rate=rate, voice=voice, wpm=wpm)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def model_paths():  # type: ignore[no-untyped-def]
+    """The installed offline defaults (scripts/setup.sh installs them into the model store)."""
+    from edge.agent import resolve_models
+    from edge.errors import HearthError
+    from edge.model_store import ModelStore
+    from edge.settings import Settings
+
+    settings = Settings()
+    try:
+        return resolve_models(settings, ModelStore(settings.storage.model_dir))
+    except HearthError as exc:
+        pytest.fail(f"{exc}\n(the tests use the real default models: run `bash scripts/setup.sh --no-demo`)")
+
+
+@pytest.fixture(scope="session")
+def language_model(model_paths):  # type: ignore[no-untyped-def]
+    from edge.llm import LanguageModel
+
+    return LanguageModel(model_paths.llm, threads=1, context_tokens=2048)
+
+
+@pytest.fixture(scope="session")
+def transcriber(model_paths):  # type: ignore[no-untyped-def]
+    from edge.stt import Transcriber
+
+    return Transcriber(model_paths.stt, threads=2, audio_ctx=512, prompt="Hey Hearth.")
+
+
+@pytest.fixture(scope="session")
+def synthesizer(model_paths):  # type: ignore[no-untyped-def]
+    from edge.tts import Synthesizer
+
+    return Synthesizer(model_paths.tts_model, model_paths.tts_config, threads=1)

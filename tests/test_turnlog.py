@@ -77,3 +77,19 @@ def test_corrupt_database_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TurnLogError, match="cannot open the turn log"):
         TurnLog(db)
     assert db.read_bytes().startswith(b"this is not"), "the file is never overwritten"
+
+
+def test_old_database_gains_new_columns(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE sessions (id INTEGER PRIMARY KEY, started_at FLOAT, source TEXT)")
+    conn.execute("CREATE TABLE turns (id INTEGER PRIMARY KEY, session_id INTEGER, started_at FLOAT, status TEXT,"
+                 " transcript TEXT)")
+    conn.execute("INSERT INTO turns (session_id, started_at, status, transcript) VALUES (1, 0, 'done', 'old turn')")
+    conn.commit()
+    conn.close()
+    log = TurnLog(db)
+    t = log.start_turn(log.start_session("x"), transcript="new", activation="typed", audio_s=0, models=MODELS)
+    log.finish_turn(t, reply="ok", handled_by="llm", timings_ms={"asr": 1.0}, error=None, output=None)
+    rows = log.recent()
+    assert [r["transcript"] for r in rows] == ["old turn", "new"] and rows[1]["handled_by"] == "llm"

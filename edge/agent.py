@@ -1,0 +1,193 @@
+"""Wires settings, model store, audio sources and the pipeline into the commands users run.
+
+Model loading happens once per process, here, with progress on stderr; the LLM is optional at run time:
+if it is disabled, missing or broken the agent still starts and answers with the spoken fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge import audio_io
+from edge.errors import AudioInputError, HearthError, ModelError
+from edge.llm import LanguageModel
+from edge.model_store import ModelStore
+from edge.pipeline import Assistant, AudioSink, TurnResult
+from edge.settings import Settings
+from edge.stt import Transcriber
+from edge.tts import Synthesizer
+from edge.turnlog import TurnLog
+from edge.vad import Endpointer, Utterance
+
+log = logging.getLogger(__name__)
+
+
+def status(msg: str) -> None:
+    """Progress for people, on stderr so --json output on stdout stays machine-readable."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    stt: Path
+    llm: Path | None
+    tts_model: Path
+    tts_config: Path
+
+
+def resolve_models(settings: Settings, store: ModelStore) -> ModelPaths:
+    """Catalog names -> files in the store; a value that is an existing path is used as it is."""
+
+    def one(name: str) -> Path:
+        p = Path(name).expanduser()
+        return p if p.suffix and p.is_file() else store.path(name)
+
+    tts = Path(settings.tts.voice).expanduser()
+    if tts.suffix == ".onnx" and tts.is_file():
+        tts_model, tts_config = tts, tts.with_suffix(".onnx.json")
+    else:
+        files = store.files(settings.tts.voice)
+        tts_model = next(f for f in files if f.suffix == ".onnx")
+        tts_config = next(f for f in files if f.name.endswith(".onnx.json"))
+    llm: Path | None = None
+    if settings.llm.enabled:
+        llm = one(settings.llm.model)
+    return ModelPaths(stt=one(settings.stt.model), llm=llm, tts_model=tts_model, tts_config=tts_config)
+
+
+@dataclass
+class Loaded:
+    stt: Transcriber
+    tts: Synthesizer
+    llm: LanguageModel | None
+    llm_error: str | None
+    load_s: dict[str, float]
+
+
+def load_models(settings: Settings, store: ModelStore, *, need_llm: bool = True) -> Loaded:
+    paths = resolve_models(settings, store)
+    t0 = time.perf_counter()
+    status(f"Loading speech recognition ({paths.stt.name}) ...")
+    stt = Transcriber(paths.stt, threads=settings.stt.threads, audio_ctx=settings.stt.audio_ctx,
+                      language=settings.stt.language, prompt=settings.stt.prompt)
+    status(f"Loading voice ({paths.tts_model.name}) ...")
+    tts = Synthesizer(paths.tts_model, paths.tts_config, threads=settings.tts.threads,
+                      length_scale=settings.tts.length_scale, cache_size=settings.tts.cache_size)
+    llm: LanguageModel | None = None
+    llm_error: str | None = None
+    if not settings.llm.enabled:
+        llm_error = "the LLM is disabled in the settings ([llm] enabled = false)"
+    elif need_llm and paths.llm is not None:
+        status(f"Loading language model ({paths.llm.name}) ...")
+        try:
+            llm = LanguageModel(paths.llm, threads=settings.llm.threads, context_tokens=settings.llm.context_tokens)
+        except HearthError as exc:  # the loop still runs: questions get the spoken fallback
+            llm_error = str(exc)
+            status(f"warning: {exc}")
+    load = {"stt": stt.load_s, "tts": tts.load_s, "llm": llm.load_s if llm else 0.0,
+            "total": time.perf_counter() - t0}
+    return Loaded(stt=stt, tts=tts, llm=llm, llm_error=llm_error, load_s=load)
+
+
+def make_assistant(settings: Settings, loaded: Loaded, source: str) -> Assistant:
+    turnlog = TurnLog(settings.storage.database_path)
+    if turnlog.interrupted:
+        status(f"note: {turnlog.interrupted} turn(s) were interrupted when the agent last stopped")
+    return Assistant(settings, stt=loaded.stt, tts=loaded.tts, llm=loaded.llm, turnlog=turnlog, source=source,
+                     llm_error=loaded.llm_error)
+
+
+async def utterances_from_file(path: Path, settings: Settings) -> AsyncIterator[Utterance]:
+    """Endpoint a WAV file as if it were live audio (faster than real time)."""
+    samples = audio_io.load_wav(path)
+    ep = Endpointer(settings.vad)
+    found = False
+    step = 16000 * settings.vad.frame_ms // 1000 * 10  # feed ~300 ms at a time, like a mic buffer
+    for i in range(0, samples.size, step):
+        for utt in ep.feed(samples[i : i + step]):
+            found = True
+            yield utt
+    for utt in ep.flush():
+        found = True
+        yield utt
+    if not found:
+        raise AudioInputError(f"{path}: no speech found (only silence or noise); check the recording level")
+
+
+async def run_file(assistant: Assistant, path: Path, sink_for: Callable[[int], tuple[AudioSink, str | None]], *,
+                   once: bool, streaming: bool = True) -> list[TurnResult]:
+    """Every utterance in the file is a turn (``once``: only the first accepted one)."""
+    results: list[TurnResult] = []
+    n = 0
+    async for utt in utterances_from_file(path, assistant.settings):
+        sink, out = sink_for(n)
+        try:
+            result = await assistant.handle_utterance(utt.samples, sink, streaming=streaming, output=out)
+        finally:
+            close = getattr(sink, "close", None)
+            if close:
+                close()
+        n += 1
+        results.append(result)
+        if once and result.decision.accepted:
+            break
+    return results
+
+
+async def run_live(assistant: Assistant, settings: Settings, on_result: Callable[[TurnResult], None]) -> None:
+    """Microphone loop. Half duplex: the mic is ignored while the assistant speaks (no echo cancellation)."""
+    mic = audio_io.MicStream(settings.audio.input_device or None, frame_ms=settings.vad.frame_ms)
+    speaker = audio_io.Speaker(settings.audio.output_device or None)
+    ep = Endpointer(settings.vad)
+    frames: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=200)  # ~6 s of 30 ms frames
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+
+    def capture() -> None:
+        with mic:
+            for frame in mic:
+                if stop.is_set():
+                    return
+                try:
+                    loop.call_soon_threadsafe(frames.put_nowait, frame)
+                except asyncio.QueueFull:
+                    log.warning("audio frames dropped: the agent is falling behind")
+
+    def keyboard() -> None:  # push-to-talk: Enter
+        for _line in sys.stdin:
+            assistant.activation.trigger("keyboard")
+            status("listening (push-to-talk) ...")
+
+    threading.Thread(target=capture, name="mic", daemon=True).start()
+    if sys.stdin.isatty():
+        threading.Thread(target=keyboard, name="ptt", daemon=True).start()
+    status("Listening. Say \"hey hearth\" and a question, or press Enter to talk without it. Ctrl-C stops.")
+    try:
+        while True:
+            frame = await frames.get()
+            for utt in ep.feed(frame):
+                result = await assistant.handle_utterance(utt.samples, speaker)
+                on_result(result)
+                ep.reset()
+                while not frames.empty():  # drop what the mic heard while we were speaking
+                    frames.get_nowait()
+    finally:
+        stop.set()
+
+
+def load_input(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise AudioInputError(f"{path} does not exist")
+    return audio_io.load_wav(path)
+
+
+_ = ModelError

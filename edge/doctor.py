@@ -1,0 +1,59 @@
+"""`hearth doctor`: every check prints OK or what is wrong and the command that fixes it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+
+from edge import agent, audio_io
+from edge.errors import HearthError
+from edge.model_store import ModelStore
+from edge.settings import Settings
+from edge.turnlog import TurnLog
+
+
+def run_checks(settings: Settings, store: ModelStore) -> int:
+    problems = 0
+
+    def report(ok: bool, what: str, fix: str = "") -> None:
+        nonlocal problems
+        problems += not ok
+        print(f"[{'ok' if ok else 'FAIL'}] {what}" + ("" if ok else f"\n       fix: {fix}"))
+
+    report(True, "settings are valid")
+    try:
+        paths = agent.resolve_models(settings, store)
+        report(True, f"models installed: {paths.stt.name}, {paths.llm.name if paths.llm else '(LLM off)'}, "
+               f"{paths.tts_model.name}")
+    except HearthError as exc:
+        report(False, f"models: {exc}", "hearth models install --defaults")
+    if settings.llm.enabled:
+        report(importlib.util.find_spec("llama_cpp") is not None, "llama-cpp-python is installed",
+               "bash scripts/setup.sh (builds a portable wheel once); until then answers use the fallback")
+    cores = os.cpu_count() or 1
+    report(settings.stt.threads <= cores, f"whisper threads ({settings.stt.threads}) <= cores ({cores})",
+           f"set [stt] threads = {cores}")
+    overlap = settings.llm.threads + settings.tts.threads
+    report(overlap <= cores, f"LLM + TTS threads ({overlap}) fit in {cores} cores (they run at the same time)",
+           "lower [llm] threads or [tts] threads; oversubscribed OpenMP pools run ~10x slower")
+    try:
+        TurnLog(settings.storage.database_path).close()
+        report(True, f"turn log writable: {settings.storage.database_path}")
+    except HearthError as exc:
+        report(False, str(exc), "fix the folder permissions or set [storage] database")
+    free = shutil.disk_usage(settings.storage.home_path if settings.storage.home_path.exists() else "/").free
+    report(free > 500 * 2**20, f"free disk space {free / 2**30:.1f} GiB", "free at least 500 MiB for models/logs")
+    try:
+        devices = audio_io.list_devices()
+        mics = [d for d in devices if d.max_input_channels > 0]
+        report(bool(mics), f"microphones found: {len(mics)}",
+               "connect a USB microphone; file input works without one: hearth run --input FILE.wav")
+        if mics and settings.audio.input_device:
+            audio_io.find_device(devices, settings.audio.input_device, "input")
+            report(True, f"configured microphone {settings.audio.input_device!r} is present")
+    except HearthError as exc:
+        report(False, f"audio: {exc}", "pip install 'hearth[audio]' (needs portaudio19-dev); "
+               "or use WAV files with --input")
+    print("all good" if problems == 0 else f"{problems} problem(s) found")
+    return 0 if problems == 0 else 1
