@@ -63,8 +63,8 @@ def make_clips(folder: Path, tts: Any) -> list[tuple[str, str, Path]]:
         pcm = tts.synthesize(text)
         wav = folder / f"piper-{i}.wav"
         rate = tts.sample_rate
-        pad = lambda s: np.zeros(int(s * rate), dtype=np.int16)  # noqa: E731
-        audio_io.write_wav(wav, np.concatenate([pad(0.5), pcm, pad(1.0)]), rate)
+        lead, tail = np.zeros(rate // 2, dtype=np.int16), np.zeros(rate, dtype=np.int16)
+        audio_io.write_wav(wav, np.concatenate([lead, pcm, tail]), rate)
         clips.append(("piper-joe", text, wav))
         for voice in ("en-us", "en-gb"):
             raw, out = folder / f"{voice}-{i}.raw.wav", folder / f"{voice}-{i}.wav"

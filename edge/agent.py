@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import audio_io
-from edge.errors import AudioInputError, HearthError, ModelError
+from edge.errors import AudioInputError, HearthError
 from edge.llm import LanguageModel
 from edge.model_store import ModelStore
 from edge.pipeline import Assistant, AudioSink, TurnResult
@@ -148,19 +148,25 @@ async def run_live(assistant: Assistant, settings: Settings, on_result: Callable
     mic = audio_io.MicStream(settings.audio.input_device or None, frame_ms=settings.vad.frame_ms)
     speaker = audio_io.Speaker(settings.audio.output_device or None)
     ep = Endpointer(settings.vad)
-    frames: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=200)  # ~6 s of 30 ms frames
+    frames: asyncio.Queue[np.ndarray | HearthError] = asyncio.Queue(maxsize=200)  # ~6 s of 30 ms frames
     loop = asyncio.get_running_loop()
     stop = threading.Event()
 
     def capture() -> None:
-        with mic:
-            for frame in mic:
-                if stop.is_set():
-                    return
-                try:
-                    loop.call_soon_threadsafe(frames.put_nowait, frame)
-                except asyncio.QueueFull:
-                    log.warning("audio frames dropped: the agent is falling behind")
+        try:
+            with mic:
+                for frame in mic:
+                    if stop.is_set():
+                        return
+                    loop.call_soon_threadsafe(_offer, frame)
+        except HearthError as exc:  # unplugged mic: end the loop with a clear message instead of hanging
+            loop.call_soon_threadsafe(_offer, exc)
+
+    def _offer(item: np.ndarray | HearthError) -> None:
+        try:
+            frames.put_nowait(item)
+        except asyncio.QueueFull:
+            log.warning("audio frames dropped: the agent is falling behind")
 
     def keyboard() -> None:  # push-to-talk: Enter
         for _line in sys.stdin:
@@ -174,6 +180,8 @@ async def run_live(assistant: Assistant, settings: Settings, on_result: Callable
     try:
         while True:
             frame = await frames.get()
+            if isinstance(frame, HearthError):
+                raise frame
             for utt in ep.feed(frame):
                 result = await assistant.handle_utterance(utt.samples, speaker)
                 on_result(result)
@@ -182,12 +190,5 @@ async def run_live(assistant: Assistant, settings: Settings, on_result: Callable
                     frames.get_nowait()
     finally:
         stop.set()
+        speaker.close()
 
-
-def load_input(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise AudioInputError(f"{path} does not exist")
-    return audio_io.load_wav(path)
-
-
-_ = ModelError

@@ -120,7 +120,8 @@ def cmd_say(settings: Settings, args: argparse.Namespace) -> int:
         audio_io.write_wav(Path(args.out), audio, tts.sample_rate)
         print(f"wrote {args.out} ({audio.size / tts.sample_rate:.1f} s)")
     else:
-        audio_io.Speaker(settings.audio.output_device or None).write(audio, tts.sample_rate)
+        with audio_io.Speaker(settings.audio.output_device or None) as speaker:
+            speaker.write(audio, tts.sample_rate)
     return 0
 
 
@@ -177,9 +178,35 @@ def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    from edge import model_cli
-
-    return model_cli.run(_store(settings), settings, args)
+    store = _store(settings)
+    if args.models_command == "list":
+        for m in store.catalog.values():
+            size = sum(f.size for f in m.files) / 2**20
+            print(f"{m.name:28s} {m.role:4s} {size:7.0f} MB  {store.status(m.name):9s} {m.description}")
+        print(f"store: {store.root}")
+        return 0
+    if args.models_command == "install":
+        names = [settings.stt.model, settings.tts.voice] + ([settings.llm.model] if settings.llm.enabled else [])
+        if not args.defaults:
+            if not args.name:
+                raise HearthError("name a model (see `hearth models list`) or use --defaults")
+            names = [args.name]
+        for name in names:
+            if Path(name).suffix and Path(name).is_file():
+                continue  # the settings point at a file outside the store
+            print(f"{name}: {store.status(name)}" + (" -> installing" if store.status(name) != "installed" else ""),
+                  file=sys.stderr)
+            files = store.install(name)
+            print(f"{name}: installed ({', '.join(str(f) for f in files)})", file=sys.stderr)
+        return 0
+    names = [args.name] if args.name else [n for n in store.catalog if store.status(n) != "missing"]
+    bad = 0
+    for name in names:
+        problems = store.verify(name)
+        bad += bool(problems)
+        print(f"{name}: " + ("ok" if not problems else "; ".join(problems)
+                            + f" -> delete the file and run `hearth models install {name}`"))
+    return 1 if bad else 0
 
 
 def cmd_audio_devices(settings: Settings, args: argparse.Namespace) -> int:

@@ -50,8 +50,10 @@ class TurnResult:
     output: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"turn_id": self.turn_id, "transcript": self.transcript, "accepted": self.decision.accepted,
-                "activation": self.decision.reason, "request": self.decision.text, "reply": self.reply, "handled_by": self.handled_by,
+        return {"turn_id": self.turn_id, "transcript": self.transcript,
+                "accepted": self.decision.accepted,
+                "activation": self.decision.reason, "request": self.decision.text, "reply": self.reply,
+                "handled_by": self.handled_by,
                 "timings_ms": self.timings_ms, "errors": self.errors, "output_wav": self.output}
 
 

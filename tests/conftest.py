@@ -15,7 +15,7 @@ import pytest
 def espeak_to_wav(text: str, out: Path, *, rate: int = 16000, voice: str = "en-us", wpm: int = 150) -> Path:
     """Speak ``text`` with espeak-ng into a 16-bit mono WAV at ``rate`` Hz (sox resamples)."""
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        pytest.fail("espeak-ng and sox are required for the tests: run scripts/setup.sh (apt-get install espeak-ng sox)")
+        pytest.fail("espeak-ng and sox are required: run scripts/setup.sh (apt-get install espeak-ng sox)")
     raw = out.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text], check=True)
     subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)

@@ -5,7 +5,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edge.pipeline import Assistant
 from edge.settings import Settings, StorageSettings, replace
@@ -113,9 +112,8 @@ def test_speech_without_wake_phrase_is_ignored(tmp_path, speech_wav, transcriber
     assert rec.chunks == [] and a.turnlog.recent() == []
 
 
-@pytest.mark.parametrize("question", ["Hey Hearth."])
-def test_wake_phrase_alone_gets_a_prompt(tmp_path, speech_wav, transcriber, synthesizer, language_model, question) -> None:  # type: ignore[no-untyped-def]
+def test_wake_phrase_alone_gets_a_prompt(tmp_path, speech_wav, transcriber, synthesizer, language_model) -> None:  # type: ignore[no-untyped-def]
     a = make(tmp_path, transcriber, synthesizer, language_model)
-    samples, _ = read_pcm16(speech_wav(question))
+    samples, _ = read_pcm16(speech_wav("Hey Hearth."))
     r = asyncio.run(a.handle_utterance(samples, Recorder()))
     assert r.decision.accepted and r.reply == "Yes?"

@@ -65,7 +65,7 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
     b = tmp_path / "bin.toml"
     b.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(SettingsError, match="cannot read|not valid TOML"):
+    with pytest.raises(SettingsError, match=r"cannot read|not valid TOML"):
         load_settings(b)
 
 
