@@ -129,7 +129,9 @@ async def run(settings: Settings, runs: int, clips_dir: Path) -> dict[str, Any]:
             # alternate the order so neither mode always runs first
             modes = [True, False] if rnd % 2 == 0 else [False, True]
             for streaming in modes:
-                assistant.activation = type(assistant.activation)(settings.activation)  # no follow-up carry-over
+                # each clip is a first question: no follow-up window, no memory from earlier clips
+                assistant.activation = type(assistant.activation)(settings.activation)
+                assistant.reset_session()
                 r = await assistant.handle_utterance(utt.samples, FirstAudio(), streaming=streaming)
                 row = {"voice": voice, "clip": wav.name, "accepted": r.decision.accepted, **r.timings_ms}
                 (stream_rows if streaming else seq_rows).append(row)

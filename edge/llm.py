@@ -28,6 +28,7 @@ class Conversation:
     """Memory of one session. Old exchanges are dropped first when the prompt would not fit the context."""
 
     persona: str
+    max_turns: int = 4
     turns: list[tuple[str, str]] = field(default_factory=list)  # (user, assistant)
     last_active: float = field(default_factory=time.monotonic)
 
@@ -42,7 +43,7 @@ class Conversation:
         # ~8 tokens of chat-template overhead per message
         used = count_tokens(system.content) + count_tokens(user) + 16
         kept: list[ChatMessage] = []
-        for u, a in reversed(self.turns):
+        for u, a in reversed(self.turns[-self.max_turns:] if self.max_turns else []):
             cost = count_tokens(u) + count_tokens(a) + 16
             if used + cost > budget:
                 break

@@ -73,15 +73,19 @@ class Assistant:
         self.activation = Activation(settings.activation)
         self.source = source
         self._session_id: int | None = None
-        self._conversation = Conversation(settings.llm.persona)
+        self._conversation = Conversation(settings.llm.persona, settings.llm.memory_turns)
         self.models = {"stt_model": stt.model_path.name, "llm_model": llm.name if llm else "",
                        "tts_voice": tts.voice_name}
+
+    def reset_session(self) -> None:
+        """Forget the conversation; the next turn starts a new session."""
+        self._session_id = None
 
     def _session(self) -> int:
         idle = time.monotonic() - self._conversation.last_active
         if self._session_id is None or idle > self.settings.llm.session_idle_s:
             self._session_id = self.turnlog.start_session(self.source)
-            self._conversation = Conversation(self.settings.llm.persona)
+            self._conversation = Conversation(self.settings.llm.persona, self.settings.llm.memory_turns)
         return self._session_id
 
     async def handle_utterance(self, samples: np.ndarray, sink: AudioSink, *, streaming: bool = True,

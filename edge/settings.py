@@ -67,6 +67,7 @@ class LlmSettings:
         "You are Hearth, a friendly voice assistant in a family home. Answer in one or two short "
         "sentences of plain spoken English, without lists, markdown or emoji."
     )
+    memory_turns: int = 4  # past exchanges kept in the prompt: more = slower prompts on a small CPU
     session_idle_s: float = 300.0  # a new session (fresh memory) starts after this long without a turn
     fallback_reply: str = "Sorry, I can't think right now. Please try again in a moment."
 
@@ -129,6 +130,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("llm", "max_reply_tokens"): (lambda v: 8 <= v <= 2048, "8..2048"),
     ("llm", "temperature"): (lambda v: 0 <= v <= 2, "0..2"),
     ("llm", "timeout_s"): (lambda v: 0 < v <= 600, "0..600 seconds"),
+    ("llm", "memory_turns"): (lambda v: 0 <= v <= 100, "0..100"),
     ("llm", "session_idle_s"): (lambda v: 0 <= v <= 86400, "0..86400 seconds"),
     ("llm", "first_token_timeout_s"): (lambda v: 0 < v <= 600, "0..600 seconds"),
     ("tts", "threads"): (lambda v: 1 <= v <= 64, "1..64"),

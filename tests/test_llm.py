@@ -11,7 +11,7 @@ def words(text: str) -> int:
 
 
 def test_memory_keeps_recent_turns_within_budget() -> None:
-    conv = Conversation("persona")
+    conv = Conversation("persona", max_turns=100)
     for i in range(50):
         conv.remember(f"question {i} " + "x " * 20, f"answer {i} " + "y " * 20)
     msgs = conv.messages("now?", words, budget=200)
@@ -46,3 +46,11 @@ def test_cancel_stops_generation(language_model) -> None:  # type: ignore[no-unt
         if len(got) == 5:
             cancel.set()
     assert len(got) == 5
+
+
+def test_memory_is_capped_in_turns() -> None:
+    conv = Conversation("persona", max_turns=2)
+    for i in range(5):
+        conv.remember(f"q{i}", f"a{i}")
+    assert [m.content for m in conv.messages("now", words, 1000)] == ["persona", "q3", "a3", "q4", "a4", "now"]
+    assert len(Conversation("p", max_turns=0, turns=[("q", "a")]).messages("now", words, 1000)) == 2
