@@ -139,7 +139,8 @@ class Assistant:
             while (item := await chunks.get()) is not _DONE:
                 assert isinstance(item, str)
                 try:
-                    pcm = await asyncio.to_thread(self.tts.synthesize, item)
+                    fixed = item in (self.settings.llm.fallback_reply, WAKE_ONLY_REPLY)
+                    pcm = await asyncio.to_thread(self.tts.cached if fixed else self.tts.synthesize, item)
                 except TTSError as exc:
                     result.errors.append(str(exc))
                     log.error("%s", exc)

@@ -41,7 +41,6 @@ class ActivationSettings:
     wake_phrases: tuple[str, ...] = ("hey hearth", "hi hearth", "okay hearth")
     require_wake_phrase: bool = True
     follow_up_s: float = 6.0  # after an answer, this long without needing the wake phrase
-    push_to_talk_key: str = "space"
 
 
 @dataclass(frozen=True)
