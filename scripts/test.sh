@@ -7,6 +7,8 @@ if [ ! -x "$VENV/bin/pytest" ]; then
   echo "test.sh: $VENV is missing: run 'bash scripts/setup.sh --no-demo' first" >&2
   exit 2
 fi
+"$VENV/bin/ruff" check edge cloud_sync tests benchmarks || exit 1
+"$VENV/bin/mypy" || exit 1
 "$VENV/bin/pytest" -q -p no:cacheprovider "$@"
 rc=$?
 # pytest exits 5 when it collected no test: that is a failure for us, not a pass.

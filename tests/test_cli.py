@@ -66,7 +66,7 @@ def test_bad_input_files_get_a_clear_message(env: dict[str, str], tmp_path: Path
     for cmd in (["run", "--input", str(bad), "--once"], ["transcribe", str(bad)]):
         r = hearth(*cmd, env=env)
         assert r.returncode == 1
-        assert "Traceback" not in r.stderr and needle in r.stderr.lower() or needle in r.stderr, r.stderr
+        assert ("Traceback" not in r.stderr and needle in r.stderr.lower()) or needle in r.stderr, r.stderr
 
 
 def test_silence_only_input(env: dict[str, str], tmp_path: Path) -> None:
