@@ -70,6 +70,7 @@ class Transcriber:
             raise ModelError("pywhispercpp is not installed: run scripts/setup.sh") from exc
         self.model_path = model_path
         self.prompt = prompt
+        self.audio_ctx = audio_ctx
         self._lock = threading.Lock()
         t0 = time.perf_counter()
         # whisper.cpp prints its load log on the C stdout/stderr; keep the CLI's output clean.
@@ -95,6 +96,17 @@ class Transcriber:
                 ) from exc
         self.load_s = time.perf_counter() - t0
 
+    def _ctx_for(self, n_samples: int) -> int:
+        """The configured short window, widened for utterances longer than it (else their end is cut off).
+
+        One encoder frame covers 20 ms; shrinking the window below ~512 frames costs accuracy, so the
+        configured value is a floor, not a target.
+        """
+        if self.audio_ctx == 0:
+            return 0
+        needed = n_samples * 50 // SAMPLE_RATE + 50  # + 1 s margin
+        return min(1500, max(self.audio_ctx, needed))
+
     def transcribe(self, samples: np.ndarray, *, extra_prompt: str = "") -> Transcript:
         """Transcribe int16 16 kHz mono samples. ``extra_prompt`` adds names (devices, areas) to bias toward."""
         if samples.dtype != np.int16:
@@ -106,7 +118,7 @@ class Transcriber:
         t0 = time.perf_counter()
         with self._lock:
             try:
-                segments = self._model.transcribe(audio, initial_prompt=prompt)
+                segments = self._model.transcribe(audio, initial_prompt=prompt, audio_ctx=self._ctx_for(audio.size))
             except Exception as exc:
                 raise STTError(f"whisper.cpp failed on a {audio.size / SAMPLE_RATE:.1f} s clip: {exc}") from exc
         text = _clean(" ".join(s.text for s in segments))
