@@ -15,7 +15,7 @@ from typing import Any
 
 from edge import __version__, agent, audio_io
 from edge.errors import HearthError, SettingsError
-from edge.model_store import ModelStore
+from edge.model_store import ModelStore, required_models
 from edge.pipeline import AudioSink, TurnResult
 from edge.settings import Settings, load_settings
 
@@ -186,14 +186,13 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         print(f"store: {store.root}")
         return 0
     if args.models_command == "install":
-        names = [settings.stt.model, settings.tts.voice] + ([settings.llm.model] if settings.llm.enabled else [])
-        if not args.defaults:
-            if not args.name:
-                raise HearthError("name a model (see `hearth models list`) or use --defaults")
+        if args.defaults:
+            names = required_models(settings)  # settings that point at files outside the store are skipped
+        elif args.name:
             names = [args.name]
+        else:
+            raise HearthError("name a model (see `hearth models list`) or use --defaults")
         for name in names:
-            if Path(name).suffix and Path(name).is_file():
-                continue  # the settings point at a file outside the store
             print(f"{name}: {store.status(name)}" + (" -> installing" if store.status(name) != "installed" else ""),
                   file=sys.stderr)
             files = store.install(name)

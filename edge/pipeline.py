@@ -100,34 +100,29 @@ class Assistant:
         if not decision.accepted:
             log.info("ignored %r (%s)", transcript.text, decision.reason)
             return result
-        session = self._session()
-        result.turn_id = self.turnlog.start_turn(session, transcript=transcript.text, activation=decision.reason,
-                                                 audio_s=transcript.audio_s, models=self.models)
-        try:
-            await self._respond(decision.text, sink, result, t_end, streaming=streaming)
-        finally:
-            # Written even if the turn was cancelled (Ctrl-C): the row never stays "started" on a clean stop.
-            result.timings_ms["total"] = _ms(t_end, time.perf_counter())
-            self.turnlog.finish_turn(result.turn_id, reply=result.reply, handled_by=result.handled_by,
-                                     timings_ms=result.timings_ms, error="; ".join(result.errors) or None,
-                                     output=output)
+        await self._logged_turn(result, decision.text, sink, t_end, audio_s=transcript.audio_s, streaming=streaming)
         self.activation.answered()
         return result
 
     async def ask(self, text: str, sink: AudioSink, *, streaming: bool = True) -> TurnResult:
         """A typed question (``hearth ask``): same path as speech, minus STT and activation."""
         result = TurnResult(transcript=text, decision=Decision(True, "typed", text))
-        t0 = time.perf_counter()
-        result.turn_id = self.turnlog.start_turn(self._session(), transcript=text, activation="typed",
-                                                 audio_s=0.0, models=self.models)
+        await self._logged_turn(result, text, sink, time.perf_counter(), audio_s=0.0, streaming=streaming)
+        return result
+
+    async def _logged_turn(self, result: TurnResult, request: str, sink: AudioSink, t0: float, *, audio_s: float,
+                           streaming: bool) -> None:
+        result.turn_id = self.turnlog.start_turn(self._session(), transcript=result.transcript,
+                                                 activation=result.decision.reason, audio_s=audio_s,
+                                                 models=self.models)
         try:
-            await self._respond(text, sink, result, t0, streaming=streaming)
+            await self._respond(request, sink, result, t0, streaming=streaming)
         finally:
+            # Written even if the turn was cancelled (Ctrl-C): the row never stays "started" on a clean stop.
             result.timings_ms["total"] = _ms(t0, time.perf_counter())
             self.turnlog.finish_turn(result.turn_id, reply=result.reply, handled_by=result.handled_by,
                                      timings_ms=result.timings_ms, error="; ".join(result.errors) or None,
-                                     output=None)
-        return result
+                                     output=result.output)
 
     async def _respond(self, request: str, sink: AudioSink, result: TurnResult, t0: float, *,
                        streaming: bool) -> None:

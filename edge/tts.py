@@ -123,9 +123,6 @@ class Synthesizer:
             opts.inter_op_num_threads = 1
             session = onnxruntime.InferenceSession(str(model_path), sess_options=opts,
                                                    providers=["CPUExecutionProvider"])
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelError(f"piper could not load voice {model_path.name} ({exc}); "
-                             "run `hearth models verify` and reinstall it") from exc
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise ModelError(f"piper could not load voice {model_path.name} ({exc}); "
                              "run `hearth models verify` and reinstall it") from exc
