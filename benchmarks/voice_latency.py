@@ -42,6 +42,9 @@ QUESTIONS = [
     "Who wrote Romeo and Juliet?",
 ]
 WAKE = "Hey Hearth, "
+# Short commands without the wake phrase (push-to-talk / follow-up): the 2-3 s clips the STT target is about.
+SHORT = ["What time is it?", "Turn on the kitchen light.", "Is the garage door open?",
+         "Set the hallway light to forty percent.", "Switch off the fan in the bedroom."]
 
 
 def wer(ref: str, hyp: str) -> tuple[int, int]:
@@ -55,11 +58,11 @@ def wer(ref: str, hyp: str) -> tuple[int, int]:
     return d[len(h)], len(r)
 
 
-def make_clips(folder: Path, tts: Any) -> list[tuple[str, str, Path]]:
-    """(voice, text, wav) for each question in three voices, with 0.5 s lead-in and 1 s of trailing silence."""
+def make_clips(folder: Path, tts: Any, texts: list[str], tag: str) -> list[tuple[str, str, Path]]:
+    """(voice, text, wav) for each text in three voices, with 0.5 s lead-in and 1 s of trailing silence."""
     clips = []
-    for i, q in enumerate(QUESTIONS):
-        text = WAKE + q
+    for n, text in enumerate(texts):
+        i = f"{tag}{n}"
         pcm = tts.synthesize(text)
         wav = folder / f"piper-{i}.wav"
         rate = tts.sample_rate
@@ -94,11 +97,32 @@ def summarize(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
     return {"n": len(vals), "median": round(statistics.median(vals), 1), "p90": round(pct(vals, 0.9), 1)}
 
 
+def clips_in_child(settings_path: str | None, folder: Path) -> dict[str, list[tuple[str, str, Path]]]:
+    """Make the clips in a separate process, so the measured peak RSS is the agent's alone."""
+    cmd = [sys.executable, __file__, "--make-clips", str(folder)]
+    cmd += ["--config", settings_path] if settings_path else []
+    subprocess.run(cmd, check=True)
+    manifest = json.loads((folder / "clips.json").read_text())
+    return {k: [(v, t, Path(w)) for v, t, w in rows] for k, rows in manifest.items()}
+
+
+def make_clip_files(settings: Settings, folder: Path) -> None:
+    from edge.tts import Synthesizer
+
+    store = ModelStore(settings.storage.model_dir)
+    paths = agent.resolve_models(settings, store)
+    tts = Synthesizer(paths.tts_model, paths.tts_config, threads=settings.tts.threads)
+    manifest = {"questions": make_clips(folder, tts, [WAKE + q for q in QUESTIONS], "q"),
+                "short": make_clips(folder, tts, SHORT, "s")}
+    (folder / "clips.json").write_text(json.dumps({k: [(v, t, str(w)) for v, t, w in rows]
+                                                   for k, rows in manifest.items()}))
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def run(settings: Settings, runs: int, clips_dir: Path) -> dict[str, Any]:
+async def run(settings: Settings, runs: int, clip_sets: dict[str, list[tuple[str, str, Path]]]) -> dict[str, Any]:
     store = ModelStore(settings.storage.model_dir)
     rss0 = rss_mb()
     t0 = time.perf_counter()
@@ -106,7 +130,7 @@ async def run(settings: Settings, runs: int, clips_dir: Path) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     rss_loaded = rss_mb()
     assistant = agent.make_assistant(settings, loaded, "benchmark")
-    clips = make_clips(clips_dir, loaded.tts)
+    clips = clip_sets["questions"]
     # Warm-up: first calls allocate buffers and page in weights.
     warm = clips[0][2]
     async for utt in agent.utterances_from_file(warm, settings):
@@ -137,6 +161,18 @@ async def run(settings: Settings, runs: int, clips_dir: Path) -> dict[str, Any]:
                 (stream_rows if streaming else seq_rows).append(row)
         print(f"round {rnd + 1}/{runs} done", file=sys.stderr)
 
+    # STT alone on short commands (no wake phrase), every round: the "2-3 s clip" target.
+    short_rows: list[dict[str, Any]] = []
+    for _ in range(runs):
+        for voice, text, wav in clip_sets["short"]:
+            utts = [u async for u in agent.utterances_from_file(wav, settings)]
+            utt = max(utts, key=lambda u: u.samples.size)
+            tr = loaded.stt.transcribe(utt.samples)
+            e, n = wer(text, tr.text)
+            short_rows.append({"voice": voice, "ref": text, "hyp": tr.text, "edits": e, "words": n,
+                               "audio_s": round(tr.audio_s, 2), "asr_ms": round(tr.elapsed_s * 1000, 1)})
+    in_2_3 = [r for r in short_rows if 2.0 <= r["audio_s"] <= 3.0]
+
     keys = ["asr", "llm_first_token", "tts_first_audio", "end_of_speech_to_first_audio", "total"]
     s_first = summarize(stream_rows, "end_of_speech_to_first_audio")
     q_first = summarize(seq_rows, "end_of_speech_to_first_audio")
@@ -154,6 +190,12 @@ async def run(settings: Settings, runs: int, clips_dir: Path) -> dict[str, Any]:
         if s_first and q_first else None,
         "accepted": sum(r["accepted"] for r in stream_rows), "turns": len(stream_rows),
         "wer": round(errors / max(words, 1), 3), "stt": stt_rows,
+        "short_commands_asr_ms": summarize(short_rows, "asr_ms"),
+        "short_commands_2_3s_asr_ms": summarize(in_2_3, "asr_ms"),
+        "short_commands_audio_s": summarize(short_rows, "audio_s"),
+        "short_commands_wer": round(sum(r["edits"] for r in short_rows) / max(sum(r["words"] for r in short_rows), 1),
+                                    3),
+        "short_stt": short_rows[: len(clip_sets["short"])],
     }
 
 
@@ -172,14 +214,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--config")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--make-clips", help=argparse.SUPPRESS)
     args = ap.parse_args()
     settings = load_settings(args.config)
+    if args.make_clips:
+        make_clip_files(settings, Path(args.make_clips))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         # a scratch turn log, so benchmark turns don't fill the user's history
         settings = dc_replace(settings, storage=StorageSettings(home=str(settings.storage.home_path),
                                                                 database=str(Path(tmp) / "bench.db")))
         settings = replace(settings, "activation", follow_up_s=0.0)
-        result = asyncio.run(run(settings, args.runs, Path(tmp)))
+        clip_sets = clips_in_child(args.config, Path(tmp))
+        result = asyncio.run(run(settings, args.runs, clip_sets))
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

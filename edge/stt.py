@@ -88,6 +88,9 @@ class Transcriber:
                     no_context=True,
                     single_segment=True,
                     suppress_blank=True,
+                    # No temperature fallback: on a hard clip whisper.cpp would re-decode up to 5 more times
+                    # (seconds on a Pi). A command is better re-asked than answered late.
+                    temperature_inc=0.0,
                 )
             except Exception as exc:  # pywhispercpp raises bare RuntimeError/Exception on a bad file
                 raise ModelError(

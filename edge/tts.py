@@ -99,13 +99,38 @@ def split_text(text: str, first_chunk_min_words: int = 3) -> list[str]:
     return chunker.feed(text + " ") + chunker.flush()
 
 
+def bounded_pieces(text: str, max_words: int) -> list[str]:
+    """Cut ``text`` into pieces of at most ``max_words`` words, at clause punctuation where possible.
+
+    onnxruntime's arena keeps the largest buffers piper ever needed, and they grow with the input length
+    (about 5 MB per word for the medium voices): one 40-word sentence adds ~220 MB for good. Bounding the
+    piece keeps the agent's peak memory predictable (docs/benchmarks.md).
+    """
+    ws = text.split()
+    if len(ws) <= max_words:
+        return [text] if ws else []
+    pieces: list[str] = []
+    cur: list[str] = []
+    for i, w in enumerate(ws):
+        cur.append(w)
+        rest = len(ws) - i - 1
+        at_clause = w[-1] in ",;:.!?" and len(cur) >= max_words // 2 and rest >= 3
+        if len(cur) >= max_words or at_clause:
+            pieces.append(" ".join(cur))
+            cur = []
+    if cur:
+        pieces.append(" ".join(cur))
+    return pieces
+
+
 class Synthesizer:
     """One loaded piper voice. ``threads`` bounds onnxruntime so it can share 2 cores with llama.cpp."""
 
     def __init__(
         self, model_path: Path, config_path: Path, *, threads: int = 1, length_scale: float = 1.0,
-        cache_size: int = 64,
+        cache_size: int = 64, max_words: int = 20,
     ) -> None:
+        self.max_words = max_words
         for p in (model_path, config_path):
             if not p.is_file():
                 raise ModelError(f"piper voice file {p} does not exist: run `hearth models install`")
@@ -140,11 +165,13 @@ class Synthesizer:
         text = speakable(text)
         if not text:
             return
+        chunks = []
         with self._lock:
-            try:
-                chunks = list(self._voice.synthesize(text, self._syn))
-            except Exception as exc:  # phonemizer/onnxruntime errors have no common base
-                raise TTSError(f"piper failed to speak {text[:40]!r}: {exc}") from exc
+            for piece in bounded_pieces(text, self.max_words):
+                try:
+                    chunks += list(self._voice.synthesize(piece, self._syn))
+                except Exception as exc:  # phonemizer/onnxruntime errors have no common base
+                    raise TTSError(f"piper failed to speak {piece[:40]!r}: {exc}") from exc
         for c in chunks:
             yield c.audio_int16_array
 

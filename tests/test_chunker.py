@@ -34,3 +34,18 @@ def test_run_on_text_is_cut() -> None:
 def test_markdown_and_emoji_are_not_spoken() -> None:
     assert speakable("**Paris** is *great* 😀 [link](http://x)") == "Paris is great link"
     assert split_text("*** ### ") == []
+
+
+def test_bounded_pieces_prefer_clauses_and_keep_every_word() -> None:
+    from edge.tts import bounded_pieces
+
+    text = ("One two three four five six seven eight nine ten eleven twelve, thirteen fourteen fifteen sixteen "
+            "seventeen eighteen nineteen twenty twentyone twentytwo twentythree twentyfour twentyfive.")
+    pieces = bounded_pieces(text, 20)
+    assert pieces[0].endswith("twelve,")  # cut at the comma, not mid-clause at word 20
+    assert all(len(p.split()) <= 20 for p in pieces)
+    assert " ".join(pieces) == text
+    assert bounded_pieces("short one", 20) == ["short one"]
+    assert bounded_pieces("   ", 20) == []
+    long = " ".join(["word"] * 45)
+    assert [len(p.split()) for p in bounded_pieces(long, 20)] == [20, 20, 5]
