@@ -11,14 +11,16 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from edge import audio_io
 from edge.errors import AudioInputError, HearthError
+from edge.house import House
 from edge.llm import LanguageModel
 from edge.model_store import ModelStore
 from edge.pipeline import Assistant, AudioSink, TurnResult
@@ -29,6 +31,7 @@ from edge.turnlog import TurnLog
 from edge.vad import Endpointer, Utterance
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def status(msg: str) -> None:
@@ -98,12 +101,33 @@ def load_models(settings: Settings, store: ModelStore, *, need_llm: bool = True)
     return Loaded(stt=stt, tts=tts, llm=llm, llm_error=llm_error, load_s=load)
 
 
-def make_assistant(settings: Settings, loaded: Loaded, source: str) -> Assistant:
+def make_assistant(settings: Settings, loaded: Loaded, source: str, house: House | None = None) -> Assistant:
     turnlog = TurnLog(settings.storage.database_path)
     if turnlog.interrupted:
         status(f"note: {turnlog.interrupted} turn(s) were interrupted when the agent last stopped")
-    return Assistant(settings, stt=loaded.stt, tts=loaded.tts, llm=loaded.llm, turnlog=turnlog, source=source,
-                     llm_error=loaded.llm_error)
+    assistant = Assistant(settings, stt=loaded.stt, tts=loaded.tts, llm=loaded.llm, turnlog=turnlog, source=source,
+                          llm_error=loaded.llm_error, home=house.home if house else None,
+                          on_phase=house.phase if house else None)
+    if house is not None:
+        def button(source: str) -> None:
+            assistant.activation.trigger(source)
+            house.phase("listening")
+            status(f"listening ({source}) ...")
+
+        house.on_button = button
+    return assistant
+
+
+async def with_house(settings: Settings, use: bool, fn: Callable[[House | None], Awaitable[T]]) -> T:
+    """Run ``fn`` with the boards' links up (registry, serial, MQTT) when ``use`` and [boards] enabled."""
+    house = House(settings) if use and settings.boards.enabled else None
+    if house is not None:
+        await house.start()
+    try:
+        return await fn(house)
+    finally:
+        if house is not None:
+            await house.stop()
 
 
 async def utterances_from_file(path: Path, settings: Settings) -> AsyncIterator[Utterance]:

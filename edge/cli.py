@@ -15,6 +15,7 @@ from typing import Any
 
 from edge import __version__, agent, audio_io
 from edge.errors import HearthError, SettingsError
+from edge.house import House
 from edge.model_store import ModelStore, required_models
 from edge.pipeline import AudioSink, TurnResult
 from edge.settings import Settings, load_settings
@@ -54,7 +55,10 @@ def _print_turn(r: TurnResult, as_json: bool) -> None:
 
 def _file_turns(settings: Settings, wav: Path, args: argparse.Namespace, source: str) -> int:
     loaded = agent.load_models(settings, _store(settings))
-    assistant = agent.make_assistant(settings, loaded, source)
+
+    async def turns(house: House | None) -> list[TurnResult]:
+        assistant = agent.make_assistant(settings, loaded, source, house)
+        return await agent.run_file(assistant, wav, sink_for, once=args.once, streaming=not args.sequential)
 
     def sink_for(n: int) -> tuple[AudioSink, str | None]:
         if getattr(args, "speak", False):
@@ -62,8 +66,7 @@ def _file_turns(settings: Settings, wav: Path, args: argparse.Namespace, source:
         path = _reply_path(settings, args.out, n)
         return audio_io.WavSink(path), str(path)
 
-    results = asyncio.run(agent.run_file(assistant, wav, sink_for, once=args.once,
-                                         streaming=not args.sequential))
+    results = asyncio.run(agent.with_house(settings, source != "demo" and not args.no_boards, turns))
     for r in results:
         _print_turn(r, args.json)
     if not any(r.decision.accepted for r in results):
@@ -86,8 +89,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.input:
         return _file_turns(settings, Path(args.input), args, "file")
     loaded = agent.load_models(settings, _store(settings))
-    assistant = agent.make_assistant(settings, loaded, "mic")
-    asyncio.run(agent.run_live(assistant, settings, lambda r: _print_turn(r, args.json)))
+
+    async def live(house: House | None) -> None:
+        assistant = agent.make_assistant(settings, loaded, "mic", house)
+        await agent.run_live(assistant, settings, lambda r: _print_turn(r, args.json))
+
+    asyncio.run(agent.with_house(settings, not args.no_boards, live))
     return 0
 
 
@@ -127,7 +134,6 @@ def cmd_say(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     loaded = agent.load_models(settings, _store(settings))
-    assistant = agent.make_assistant(settings, loaded, "typed")
     text = " ".join(args.text).strip()
     if not text:
         raise HearthError("nothing to ask: e.g. hearth ask \"What is the capital of France?\"")
@@ -138,7 +144,12 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
         sink = audio_io.Speaker(settings.audio.output_device or None)
     else:
         sink = _Discard()
-    r = asyncio.run(assistant.ask(text, sink, streaming=not args.sequential))
+
+    async def ask(house: House | None) -> TurnResult:
+        assistant = agent.make_assistant(settings, loaded, "typed", house)
+        return await assistant.ask(text, sink, streaming=not args.sequential)
+
+    r = asyncio.run(agent.with_house(settings, not args.no_boards, ask))
     getattr(sink, "close", lambda: None)()
     r.output = args.out
     _print_turn(r, args.json)
@@ -236,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--speak", action="store_true", help="play the reply on the speaker instead of a WAV")
         sp.add_argument("--sequential", action="store_true",
                         help="no streaming: whole reply, then whole speech (for comparison)")
+        sp.add_argument("--no-boards", action="store_true", help="do not start the serial/MQTT links to boards")
 
     sp = sub.add_parser("demo", help="run the loop on the bundled spoken question")
     turn_opts(sp)

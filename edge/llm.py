@@ -118,5 +118,22 @@ class LanguageModel:
                 raise LLMError(f"llama.cpp failed while generating: {exc}") from exc
 
 
+    def constrained(self, messages: list[ChatMessage], grammar: str, *, max_tokens: int = 48) -> str:
+        """One reply that must match a GBNF ``grammar``: the model cannot produce anything outside it."""
+        try:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            g = LlamaGrammar.from_string(grammar, verbose=False)
+        except (ImportError, ValueError, RuntimeError) as exc:
+            raise LLMError(f"cannot build the tool grammar: {exc}") from exc
+        with self._lock:
+            try:
+                out: Any = self._llm.create_chat_completion(
+                    messages=[_as_dict(m) for m in messages], grammar=g, max_tokens=max_tokens, temperature=0.0)
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"llama.cpp failed on a tool call: {exc}") from exc
+        return str(out["choices"][0]["message"]["content"] or "")
+
+
 def _as_dict(m: ChatMessage) -> Any:
     return {"role": m.role, "content": m.content}

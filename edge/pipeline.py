@@ -12,9 +12,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from edge.settings import Settings
 from edge.stt import Transcriber
 from edge.tts import SentenceChunker, Synthesizer, split_text
 from edge.turnlog import TurnLog
+
+if TYPE_CHECKING:
+    from edge.home import HomeControl, Plan
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -65,7 +68,8 @@ class Assistant:
     """Owns the loaded models, the activation state, the conversation memory and the turn log."""
 
     def __init__(self, settings: Settings, *, stt: Transcriber, tts: Synthesizer, llm: LanguageModel | None,
-                 turnlog: TurnLog, source: str, llm_error: str | None = None) -> None:
+                 turnlog: TurnLog, source: str, llm_error: str | None = None, home: HomeControl | None = None,
+                 on_phase: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.stt, self.tts, self.llm = stt, tts, llm
         self.llm_error = llm_error  # why the LLM is unavailable (logged on each fallback)
@@ -74,6 +78,8 @@ class Assistant:
         self.source = source
         self._session_id: int | None = None
         self._conversation = Conversation(settings.llm.persona, settings.llm.memory_turns)
+        self.home = home  # device control (boards issue); None when no boards are configured
+        self.on_phase = on_phase  # "thinking" / "speaking" / "idle", for a board's status LED
         self.models = {"stt_model": stt.model_path.name, "llm_model": llm.name if llm else "",
                        "tts_voice": tts.voice_name}
 
@@ -92,13 +98,20 @@ class Assistant:
                                output: str | None = None) -> TurnResult:
         """Run a whole turn for one endpointed utterance. The clock starts at the endpoint decision."""
         t_end = time.perf_counter()
-        transcript = await asyncio.to_thread(self.stt.transcribe, samples)
+        self._phase("thinking")
+        extra = self.home.prompt_words() if self.home else ""
+        try:
+            transcript = await asyncio.to_thread(self.stt.transcribe, samples, extra_prompt=extra)
+        except BaseException:
+            self._phase("idle")
+            raise
         t_asr = time.perf_counter()
         decision = self.activation.check(transcript.text)
         result = TurnResult(transcript=transcript.text, decision=decision, output=output)
         result.timings_ms["asr"] = _ms(t_end, t_asr)
         if not decision.accepted:
             log.info("ignored %r (%s)", transcript.text, decision.reason)
+            self._phase("idle")
             return result
         await self._logged_turn(result, decision.text, sink, t_end, audio_s=transcript.audio_s, streaming=streaming)
         self.activation.answered()
@@ -110,6 +123,10 @@ class Assistant:
         await self._logged_turn(result, text, sink, time.perf_counter(), audio_s=0.0, streaming=streaming)
         return result
 
+    def _phase(self, phase: str) -> None:
+        if self.on_phase is not None:
+            self.on_phase(phase)
+
     async def _logged_turn(self, result: TurnResult, request: str, sink: AudioSink, t0: float, *, audio_s: float,
                            streaming: bool) -> None:
         result.turn_id = self.turnlog.start_turn(self._session(), transcript=result.transcript,
@@ -118,6 +135,7 @@ class Assistant:
         try:
             await self._respond(request, sink, result, t0, streaming=streaming)
         finally:
+            self._phase("idle")
             # Written even if the turn was cancelled (Ctrl-C): the row never stays "started" on a clean stop.
             result.timings_ms["total"] = _ms(t0, time.perf_counter())
             self.turnlog.finish_turn(result.turn_id, reply=result.reply, handled_by=result.handled_by,
@@ -132,10 +150,13 @@ class Assistant:
 
         async def tts_stage() -> None:
             while (item := await chunks.get()) is not _DONE:
-                assert isinstance(item, str)
                 try:
-                    fixed = item in (self.settings.llm.fallback_reply, WAKE_ONLY_REPLY)
-                    pcm = await asyncio.to_thread(self.tts.cached if fixed else self.tts.synthesize, item)
+                    if isinstance(item, asyncio.Future):  # synthesized ahead (device confirmations)
+                        pcm = await item
+                    else:
+                        assert isinstance(item, str)
+                        fixed = item in (self.settings.llm.fallback_reply, WAKE_ONLY_REPLY)
+                        pcm = await asyncio.to_thread(self.tts.cached if fixed else self.tts.synthesize, item)
                 except TTSError as exc:
                     result.errors.append(str(exc))
                     log.error("%s", exc)
@@ -147,19 +168,26 @@ class Assistant:
         async def sink_stage() -> None:
             while (item := await audio.get()) is not _DONE:
                 assert isinstance(item, np.ndarray)
-                first.setdefault("audio", time.perf_counter())
+                if "audio" not in first:
+                    first["audio"] = time.perf_counter()
+                    self._phase("speaking")
                 await asyncio.to_thread(sink.write, item, self.tts.sample_rate)
 
         tasks = [asyncio.create_task(tts_stage()), asyncio.create_task(sink_stage())]
         try:
             intent = intents.match(request)
+            plan = self.home.plan(request) if self.home and request.strip() else None
             if not request.strip():
                 result.reply, result.handled_by = WAKE_ONLY_REPLY, "wake_only"
                 await chunks.put(WAKE_ONLY_REPLY)
+            elif plan is not None:
+                await self._device_turn(plan, chunks, result)
             elif intent is not None:
                 result.reply, result.handled_by = intent.text, f"intent:{intent.intent}"
                 if intent.text:
                     await chunks.put(intent.text)
+            elif (tool_plan := await self._llm_tool(request, result)) is not None:
+                await self._device_turn(tool_plan, chunks, result)
             else:
                 await self._llm_to_chunks(request, chunks, result, first, streaming)
             await chunks.put(_DONE)
@@ -171,6 +199,34 @@ class Assistant:
         result.timings_ms["llm_done"] = _ms(t0, first.get("llm_done"))
         result.timings_ms["tts_first_audio"] = _ms(t0, first.get("tts"))
         result.timings_ms["end_of_speech_to_first_audio"] = _ms(t0, first.get("audio"))
+
+    async def _device_turn(self, plan: Plan, chunks: asyncio.Queue[object], result: TurnResult) -> None:
+        """Synthesize the expected confirmation while the command runs: the ack usually wins the race."""
+        ahead = asyncio.ensure_future(asyncio.to_thread(self.tts.cached, plan.expected))
+        reply = await plan.run(result.turn_id)
+        result.reply, result.handled_by = reply.text, reply.handled_by
+        if reply.result is not None and not reply.result.ok:
+            result.errors.append(f"{reply.result.board}.{reply.result.entity}: {reply.result.error}")
+        if reply.text == plan.expected:
+            await chunks.put(ahead)
+        else:
+            ahead.add_done_callback(lambda f: f.exception())  # consumed, so a TTS error is not reported twice
+            await chunks.put(reply.text)
+
+    async def _llm_tool(self, request: str, result: TurnResult) -> Plan | None:
+        """Device-sounding requests the grammar missed: the LLM picks a device action under a grammar."""
+        if self.home is None or self.llm is None or not self.home.looks_like_device_request(request):
+            return None
+        llm, home = self.llm, self.home
+        try:
+            key, action = await asyncio.wait_for(asyncio.to_thread(home.ask_llm, llm, request),
+                                                 self.settings.llm.first_token_timeout_s)
+        except (TimeoutError, LLMError) as exc:
+            result.errors.append(f"device tool call: {exc or 'timed out'}")
+            return None
+        if key == "none":
+            return None
+        return home.plan_tool_call(key, action)
 
     async def _llm_to_chunks(self, request: str, chunks: asyncio.Queue[object], result: TurnResult,
                              first: dict[str, float], streaming: bool) -> None:

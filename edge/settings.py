@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -101,6 +102,22 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class BoardsSettings:
+    enabled: bool = True  # `hearth run` starts the serial and MQTT links
+    serial_ports: tuple[str, ...] = ("auto",)  # "auto" = USB ports with a known ESP32 USB-serial chip
+    mqtt_host: str = "127.0.0.1"  # "" = no MQTT link
+    mqtt_port: int = 1883
+    mqtt_username: str = ""  # the agent's own broker account ("" = anonymous)
+    mqtt_password: str = ""
+    site: str = "home"  # topic prefix hearth/<site>/...
+    ack_timeout_s: float = 0.5  # per attempt; the same command id is re-sent after it
+    command_attempts: int = 3
+    confirm_window_s: float = 15.0  # how long a "say yes to confirm" question stays open
+    telemetry_keep_days: float = 30.0
+    telemetry_max_rows: int = 2_000_000
+
+
+@dataclass(frozen=True)
 class Settings:
     audio: AudioSettings = field(default_factory=AudioSettings)
     vad: VadSettings = field(default_factory=VadSettings)
@@ -109,6 +126,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    boards: BoardsSettings = field(default_factory=BoardsSettings)
 
 
 # Range checks: (section, key) -> (predicate, what is allowed)
@@ -136,6 +154,13 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("tts", "length_scale"): (lambda v: 0.3 <= v <= 3, "0.3..3"),
     ("tts", "cache_size"): (lambda v: 0 <= v <= 10000, "0..10000"),
     ("tts", "first_chunk_min_words"): (lambda v: 1 <= v <= 50, "1..50"),
+    ("boards", "mqtt_port"): (lambda v: 1 <= v <= 65535, "1..65535"),
+    ("boards", "site"): (lambda v: bool(re.fullmatch(r"[a-z0-9_-]{1,32}", v)), "1-32 of a-z 0-9 _ -"),
+    ("boards", "ack_timeout_s"): (lambda v: 0.01 <= v <= 30, "0.01..30 seconds"),
+    ("boards", "command_attempts"): (lambda v: 1 <= v <= 10, "1..10"),
+    ("boards", "confirm_window_s"): (lambda v: 1 <= v <= 120, "1..120 seconds"),
+    ("boards", "telemetry_keep_days"): (lambda v: 0 < v <= 3650, "0..3650 days"),
+    ("boards", "telemetry_max_rows"): (lambda v: 1000 <= v <= 10**9, "1000..1000000000"),
 }
 
 

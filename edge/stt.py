@@ -88,9 +88,11 @@ class Transcriber:
                     no_context=True,
                     single_segment=True,
                     suppress_blank=True,
-                    # No temperature fallback: on a hard clip whisper.cpp would re-decode up to 5 more times
-                    # (seconds on a Pi). A command is better re-asked than answered late.
-                    temperature_inc=0.0,
+                    # Temperature fallback stays (without it "Hey Hearth." came out as "Hey"), but each retry
+                    # samples one decoder instead of five, and a decode stops at 64 tokens: a hard or noisy
+                    # clip costs a few short decodes, not seconds.
+                    greedy={"best_of": 1},
+                    max_tokens=64,
                 )
             except Exception as exc:  # pywhispercpp raises bare RuntimeError/Exception on a bad file
                 raise ModelError(
