@@ -9,6 +9,7 @@ equally good candidates make the assistant ask instead of guess.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -182,7 +183,7 @@ class DeviceGrammar:
 
     def _scored(self, ws: list[str], kinds: set[str]) -> list[tuple[float, Entity]]:
         content = [w for w in ws if w not in _FILLER and w not in _UNITS and not w[0].isdigit()]
-        content += [a + b for a, b in zip(content, content[1:], strict=False)]  # "bed room" -> "bedroom"
+        content += [a + b for a, b in itertools.pairwise(content)]  # "bed room" -> "bedroom"
         named_areas = {a for a in self.areas if _phrase_score(a.split(), content) >= 0.85}
         best: dict[tuple[str, str], tuple[float, Entity]] = {}
         for e, phrase in self._phrases:
