@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge import __version__, agent, audio_io
+from edge import __version__, agent, audio_io, boards_cli
 from edge.errors import HearthError, SettingsError
 from edge.house import House
 from edge.model_store import ModelStore, required_models
@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     asub.add_parser("devices", help="list microphones and speakers").set_defaults(func=cmd_audio_devices)
     sp = sub.add_parser("doctor", help="check microphone, models and settings; print what to fix")
     sp.set_defaults(func=cmd_doctor)
+    boards_cli.add_parser(sub)
     return p
 
 

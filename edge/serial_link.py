@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import serial
+
 from edge.errors import HearthError
 from edge.protocol import FrameDecoder, Heartbeat, Hello, Message, Ping, ProtocolError, decode, encode, frame
 
@@ -52,10 +54,8 @@ def find_ports() -> list[tuple[str, str]]:
     return found
 
 
-def open_port(port: str) -> object:
+def open_port(port: str) -> serial.Serial:
     """Open without toggling DTR/RTS (which would hold EN low / reboot into the bootloader on most boards)."""
-    import serial
-
     ser = serial.Serial()
     ser.port = port
     ser.baudrate = BAUD
@@ -122,16 +122,14 @@ class SerialLink:
             finally:
                 self._close(ser)
 
-    async def _serve(self, ser: object) -> None:
-        import serial
-
+    async def _serve(self, ser: serial.Serial) -> None:
         loop = asyncio.get_running_loop()
         failed: asyncio.Future[str] = loop.create_future()
-        fd = ser.fileno()  # type: ignore[attr-defined]
+        fd = ser.fileno()
 
         def readable() -> None:
             try:
-                data = ser.read(4096)  # type: ignore[attr-defined]
+                data = ser.read(4096)
             except (serial.SerialException, OSError) as exc:
                 if not failed.done():
                     failed.set_result(str(exc))
@@ -164,13 +162,11 @@ class SerialLink:
             writer.cancel()
             self.connected.clear()
 
-    async def _writer(self, ser: object, failed: asyncio.Future[str]) -> None:
-        import serial
-
+    async def _writer(self, ser: serial.Serial, failed: asyncio.Future[str]) -> None:
         while True:
             data = await self._out.get()
             try:
-                await asyncio.to_thread(ser.write, data)  # type: ignore[attr-defined]
+                await asyncio.to_thread(ser.write, data)
             except (serial.SerialException, OSError) as exc:
                 if not failed.done():
                     failed.set_result(f"write failed: {exc}")
@@ -207,10 +203,10 @@ class SerialLink:
         while not self._out.empty():
             self._out.get_nowait()
 
-    def _close(self, ser: object) -> None:
+    def _close(self, ser: serial.Serial) -> None:
         self._lost()
         try:
-            ser.close()  # type: ignore[attr-defined]
+            ser.close()
         except OSError:
             log.debug("closing %s failed", self.port)
 

@@ -115,6 +115,8 @@ class BoardsSettings:
     confirm_window_s: float = 15.0  # how long a "say yes to confirm" question stays open
     telemetry_keep_days: float = 30.0
     telemetry_max_rows: int = 2_000_000
+    broker_password_file: str = ""  # Mosquitto password_file written by provisioning; "" = <home>/mosquitto/passwd
+    broker_acl_file: str = ""  # Mosquitto acl_file; "" = <home>/mosquitto/acl
 
 
 @dataclass(frozen=True)
