@@ -55,3 +55,15 @@ class TTSError(HearthError):
 
 class TurnLogError(HearthError):
     """The SQLite turn log cannot be opened or written."""
+
+
+class BoardProfileError(HearthError):
+    """A board profile (hardware/boards/*.toml) is missing, not TOML, or describes hardware that cannot work."""
+
+
+class FlashError(HearthError):
+    """Building or flashing firmware failed; the message names the fix (port, permissions, chip, tools)."""
+
+
+class BrokerAuthError(HearthError):
+    """Mosquitto password/ACL files cannot be written, or a board id/username is unsafe in a topic or ACL."""
