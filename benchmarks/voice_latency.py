@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from edge import agent, audio_io
+from edge.device_intents import words
 from edge.model_store import ModelStore
 from edge.settings import Settings, StorageSettings, load_settings, replace
-from edge.stt import normalize
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -48,8 +48,8 @@ SHORT = ["What time is it?", "Turn on the kitchen light.", "Is the garage door o
 
 
 def wer(ref: str, hyp: str) -> tuple[int, int]:
-    """(word edits, reference words) by Levenshtein over normalized words."""
-    r, h = normalize(ref).split(), normalize(hyp).split()
+    """(word edits, reference words) by Levenshtein over normalized words ("five" and "5" count as equal)."""
+    r, h = words(ref), words(hyp)
     d = list(range(len(h) + 1))
     for i, rw in enumerate(r, 1):
         prev, d[0] = d[0], i
