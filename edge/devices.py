@@ -160,6 +160,12 @@ class DeviceHub:
                     ack = await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout_s)
                 except TimeoutError:
                     continue
+                if not ack.ok and ack.err == "busy" and tried < attempts:
+                    # the board is mid-action (a cover's relay pulse) and did not remember this id: ask again
+                    fut = asyncio.get_running_loop().create_future()
+                    self._pending[cid] = fut
+                    await asyncio.sleep(self.ack_timeout_s)
+                    continue
                 ms = (time.perf_counter() - t0) * 1000
                 if ack.ok:
                     if ack.val is not None:

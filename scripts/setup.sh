@@ -19,8 +19,9 @@ done
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 # 1. System packages: espeak-ng (tests, piper phonemes), sox (audio conversion), portaudio (microphone),
-#    mosquitto (MQTT tests), cmake/g++ (llama.cpp build, firmware host build).
-APT_PKGS="python3-venv python3-dev build-essential cmake git espeak-ng sox portaudio19-dev mosquitto mosquitto-clients socat"
+#    mosquitto (MQTT tests), cmake/g++ (llama.cpp build, firmware host build), libmosquitto-dev and
+#    libgtest-dev (the firmware core's unit tests and the board simulator).
+APT_PKGS="python3-venv python3-dev build-essential cmake git espeak-ng sox portaudio19-dev mosquitto mosquitto-clients libmosquitto-dev libgtest-dev socat"
 if [ "$SYSTEM" = 1 ] && command -v apt-get >/dev/null; then
   missing=$(for p in $APT_PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
   if [ -n "$missing" ]; then

@@ -9,6 +9,8 @@ if [ ! -x "$VENV/bin/pytest" ]; then
 fi
 "$VENV/bin/ruff" check edge cloud_sync tests benchmarks || exit 1
 "$VENV/bin/mypy" || exit 1
+# Firmware core: C++ unit tests (ctest) and the board simulator that the Python tests below drive.
+PATH="$PWD/$VENV/bin:$PATH" bash scripts/build_firmware.sh || exit 1
 "$VENV/bin/pytest" -q -p no:cacheprovider "$@"
 rc=$?
 # pytest exits 5 when it collected no test: that is a failure for us, not a pass.
