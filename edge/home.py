@@ -127,7 +127,9 @@ class HomeControl:
             text = f"Which one: {', '.join(names[:-1])} or {names[-1]}?"
             return Plan(text, _const(HomeReply(text, "device:ask")))
         if intent.action == "query":
-            text = " ".join(describe_state(e, e.state, spoken_name(e, ents)) for e in intent.entities[:3])
+            current = {(e.board, e.id): e.state for e in self.registry.entities()}  # the grammar's copy is stale
+            text = " ".join(describe_state(e, current.get((e.board, e.id)), spoken_name(e, ents))
+                            for e in intent.entities[:3])
             return Plan(text, _const(HomeReply(text, "device:query")))
         return self._command_plan(intent, confirmed=confirmed)
 
