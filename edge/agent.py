@@ -101,7 +101,10 @@ def load_models(settings: Settings, store: ModelStore, *, need_llm: bool = True)
     return Loaded(stt=stt, tts=tts, llm=llm, llm_error=llm_error, load_s=load)
 
 
-def make_assistant(settings: Settings, loaded: Loaded, source: str, house: House | None = None) -> Assistant:
+def make_assistant(settings: Settings, loaded: Loaded, source: str, house: House | None = None, *,
+                   prewarm: bool = False) -> Assistant:
+    """``prewarm``: in the long-running loop, synthesize every device confirmation ahead of time (and again
+    when a board says hello), so a command's spoken answer starts right after the ack."""
     turnlog = TurnLog(settings.storage.database_path)
     if turnlog.interrupted:
         status(f"note: {turnlog.interrupted} turn(s) were interrupted when the agent last stopped")
@@ -115,6 +118,16 @@ def make_assistant(settings: Settings, loaded: Loaded, source: str, house: House
             status(f"listening ({source}) ...")
 
         house.on_button = button
+        if prewarm:
+            tasks: list[asyncio.Task[int]] = []
+
+            def warm() -> None:
+                for t in tasks:
+                    t.cancel()
+                tasks[:] = [asyncio.get_running_loop().create_task(assistant.prewarm(house.home.confirmation_texts()))]
+
+            house.on_entities_changed = warm
+            warm()
     return assistant
 
 

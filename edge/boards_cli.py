@@ -108,14 +108,12 @@ def cmd_flash(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     from edge.provision import provision
 
-    wifi_password = ""
-    if args.ssid:
-        wifi_password = os.environ.get("HEARTH_WIFI_PASSWORD") or getpass.getpass(f"Wi-Fi password for {args.ssid}: ")
+    wifi_password = os.environ.get("HEARTH_WIFI_PASSWORD") or getpass.getpass(f"Wi-Fi password for {args.ssid}: ")
     host = args.broker or settings.boards.mqtt_host
     if args.ssid and not args.broker and host in ("", "127.0.0.1", "localhost"):
         raise HearthError("give --broker with this machine's LAN address: [boards] mqtt_host is "
                           f"{host or 'empty'}, which a board on Wi-Fi cannot reach")
-    r = provision(settings, args.port, ssid=args.ssid or "", wifi_password=wifi_password, broker_host=host,
+    r = provision(settings, args.port, ssid=args.ssid, wifi_password=wifi_password, broker_host=host,
                   broker_port=args.broker_port, timeout=args.timeout)
     print(f"Provisioned board {r.board} (profile {r.profile or '?'}): MQTT user {r.username}.")
     print(f"Broker files updated: {r.password_file}, {r.acl_file}. Reload Mosquitto to apply: "
@@ -140,12 +138,18 @@ def cmd_broker_setup(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
     from edge.house import House
 
+    try:
+        value = float(args.value) if args.value is not None else None
+    except ValueError:
+        raise HearthError(f"value {args.value!r} is not a number: e.g. `hearth boards send BOARD kitchen_light set 1`"
+                          ) from None
+
     async def go() -> Any:
-        house = House(settings)
+        # its own client id and no availability messages: the running agent's broker session is left alone
+        house = House(settings, client_id=f"hearth-cli-{os.getpid()}", announce=False)
         await house.start()
         try:
             await asyncio.sleep(args.settle)  # let the links connect and the boards say hello
-            value = float(args.value) if args.value is not None else None
             return await house.hub.command(args.board_id, args.entity, args.action, value, source="cli")
         finally:
             await house.stop()
@@ -178,7 +182,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_flash)
     p = bsub.add_parser("provision", help="give a USB-attached board Wi-Fi, broker and its own MQTT account")
     p.add_argument("--port", required=True)
-    p.add_argument("--ssid", help="Wi-Fi network (password asked, or $HEARTH_WIFI_PASSWORD); omit for serial-only")
+    p.add_argument("--ssid", required=True, help="Wi-Fi network (password asked, or $HEARTH_WIFI_PASSWORD)")
     p.add_argument("--broker", help="broker address the board connects to (this machine's LAN address)")
     p.add_argument("--broker-port", type=int)
     p.add_argument("--timeout", type=float, default=10.0)

@@ -276,6 +276,7 @@ def mosquitto_conf_snippet(password_file: str | os.PathLike[str], acl_file: str 
         "# After provisioning a board: systemctl reload mosquitto (SIGHUP re-reads both files).\n"
         "per_listener_settings false\n"
         "allow_anonymous false\n"
+        "set_tcp_nodelay true\n"
         f"password_file {Path(password_file)}\n"
         f"acl_file {Path(acl_file)}\n"
         f"listener {port} {bind}\n"

@@ -91,7 +91,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     loaded = agent.load_models(settings, _store(settings))
 
     async def live(house: House | None) -> None:
-        assistant = agent.make_assistant(settings, loaded, "mic", house)
+        assistant = agent.make_assistant(settings, loaded, "mic", house, prewarm=True)
         await agent.run_live(assistant, settings, lambda r: _print_turn(r, args.json))
 
     asyncio.run(agent.with_house(settings, not args.no_boards, live))

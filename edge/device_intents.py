@@ -27,6 +27,16 @@ _SMALL = {w: i for i, w in enumerate((
 _TENS = {w: 10 * (i + 2) for i, w in enumerate(("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
                                                   "ninety"))}
 _QUESTION_START = ("is ", "are ", "was ", "what ", "whats ", "how ", "which ", "tell me", "check ", "do you know")
+_NEGATION = {"don't", "dont", "not", "never", "no", "without"}
+_LATER = re.compile(r"\b\d+(\.\d+)? (minutes?|mins?|seconds?|secs?|hours?)\b|\b(tomorrow|tonight|later|when|until|"
+                    r"after|before|every)\b")
+# Words that say what to do or ask, not which device: they never count as an unexplained word.
+_VERBS = {"off", "on", "open", "close", "shut", "lock", "unlock", "toggle", "dim", "brighten", "start", "stop", "kill",
+          "enable", "disable", "activate", "deactivate", "raise", "lower", "whats", "what", "how", "is", "are", "was",
+          "which", "tell", "check", "know", "do", "temperature", "warm", "hot", "cold", "humidity", "humid",
+          "degrees", "there", "this", "that", "state", "status", "currently", "again", "all", "bit", "little",
+          "locked", "unlocked", "opened", "closed", "open?", "still", "its", "it's", "please"}
+_UNEXPLAINED_PENALTY = 0.3
 CONTROLLABLE = {"switch": ("on", "off", "toggle", "set"), "dimmer": ("on", "off", "toggle", "set"),
                 "cover": ("open", "close"), "lock": ("lock", "unlock")}
 
@@ -69,8 +79,13 @@ def words(text: str) -> list[str]:
             out.append(str(n))
         elif w in _SMALL and w not in ("one",):  # "one" is too often "the one in the kitchen"
             out.append(str(_SMALL[w]))
-        elif w == "hundred" and out and out[-1].isdigit():
-            out[-1] = str(int(out[-1]) * 100)
+        elif w == "hundred":
+            if out and out[-1].isdigit():
+                out[-1] = str(int(out[-1]) * 100)
+            elif out and out[-1] in ("a", "one"):
+                out[-1] = "100"
+            else:
+                out.append("100")
         elif w == "half":
             out.append("50")
         elif w:
@@ -115,16 +130,29 @@ def _phrase_score(phrase: list[str], text: list[str], optional: frozenset[str] =
     return total / n if n else 0.0
 
 
+def _value(ws: list[str]) -> float | None:
+    """The number the sentence sets something *to* ("to 40", "40 percent"), not any number in it."""
+    found = None
+    for i, w in enumerate(ws):
+        if not re.fullmatch(r"\d+(?:\.\d+)?", w):
+            continue
+        prev = ws[i - 1] if i else ""
+        nxt = ws[i + 1] if i + 1 < len(ws) else ""
+        if prev in ("to", "at") or nxt in ("percent", "degrees", "degree", "per"):
+            found = float(w)
+    return found
+
+
 def _action(ws: list[str], joined: str) -> tuple[str, float | None]:
-    nums = [float(w) for w in ws if re.fullmatch(r"\d+(?:\.\d+)?", w)]
+    value = _value(ws)
     if "unlock" in ws:
         return "unlock", None
     if "lock" in ws:
         return "lock", None
     if "toggle" in ws:
         return "toggle", None
-    if nums and re.search(r"\b(set|dim|brighten|turn|put|make|to)\b", joined):
-        return "set", nums[-1]
+    if value is not None and re.search(r"\b(set|dim|brighten|turn|put|make|to)\b", joined):
+        return "set", value
     if "dim" in ws:
         return "set", 30.0
     if "brighten" in ws:
@@ -162,6 +190,8 @@ class DeviceGrammar:
         ws = words(text)
         if not ws or not self.entities:
             return None
+        if _NEGATION & set(ws) or _LATER.search(" ".join(ws)):
+            return None  # "don't turn off the fan", "turn it off in 5 minutes": not a command to run now
         joined = " ".join(ws)
         if joined.startswith(_QUESTION_START) or (joined.endswith(" on") and joined.startswith(("is", "are"))):
             return self._query(ws, joined)
@@ -182,9 +212,11 @@ class DeviceGrammar:
         return intent
 
     def _scored(self, ws: list[str], kinds: set[str]) -> list[tuple[float, Entity]]:
-        content = [w for w in ws if w not in _FILLER and w not in _UNITS and not w[0].isdigit()]
-        content += [a + b for a, b in itertools.pairwise(content)]  # "bed room" -> "bedroom"
+        base = [w for w in ws if w not in _FILLER and w not in _UNITS and not w[0].isdigit()]
+        pairs = [(a, b, a + b) for a, b in itertools.pairwise(base)]
+        content = base + [ab for _, _, ab in pairs]  # "bed room" -> "bedroom"
         named_areas = {a for a in self.areas if _phrase_score(a.split(), content) >= 0.85}
+        area_words = {w for a in self.areas for w in a.split()}
         best: dict[tuple[str, str], tuple[float, Entity]] = {}
         for e, phrase in self._phrases:
             if e.info.kind not in kinds:
@@ -192,6 +224,12 @@ class DeviceGrammar:
             s = _phrase_score(phrase, content, frozenset(e.info.area.lower().split()))
             if s == 0.0:
                 continue
+            # "turn on the porch light" must not find the kitchen light: every word has to be explained by
+            # the entity's name, an area, or the action/question vocabulary.
+            known = set(phrase) | area_words
+            explained = {w for w in base if w in _VERBS or any(_similar(w, k) >= _WORD_RATIO for k in known)}
+            explained |= {w for a, b, ab in pairs for w in (a, b) if any(_similar(ab, k) >= _WORD_RATIO for k in known)}
+            s -= _UNEXPLAINED_PENALTY * len(set(base) - explained)
             area = e.info.area.lower()
             if named_areas:
                 if area in named_areas:
@@ -206,7 +244,7 @@ class DeviceGrammar:
             for e in self.entities:
                 if e.info.kind in kinds and e.info.area.lower() in named_areas:
                     best[(e.board, e.id)] = (1.0, e)
-        if not best and sensors_only:
+        if not best and sensors_only and not named_areas:  # "what's the temperature": every sensor answers
             for e in self.entities:
                 if e.info.kind in kinds:
                     best[(e.board, e.id)] = (_MIN_SCORE, e)

@@ -9,10 +9,10 @@ commanded over serial (no broker in the path).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,12 +52,15 @@ class DeviceHub:
         self.synonyms = synonyms or (lambda profile: {})
         self.on_button: Callable[[str, str, str], None] | None = None  # (board, entity, gesture)
         self.on_change: Callable[[str, str, float | str], None] | None = None
+        self.on_hello: Callable[[str], None] | None = None
         self._links: dict[str, dict[str, Link]] = {}
-        self._pending: dict[str, asyncio.Future[Ack]] = {}
-        self._ids = itertools.count(1)
-        self._prefix = os.urandom(3).hex()
+        self._pending: dict[str, tuple[str, asyncio.Future[Ack]]] = {}  # id -> (board it was sent to, ack)
+        self._led_ids: deque[str] = deque(maxlen=64)
+        self._mqtt_online: dict[str, bool] = {}  # from the retained status topic (the board's Last Will)
+        self.boots: dict[str, int] = {}
         self._touched: dict[str, float] = {}
         self.stray_acks = 0
+        self.spoofed_acks = 0
 
     # --- from the links ----------------------------------------------------------------------------------------
 
@@ -67,28 +70,33 @@ class DeviceHub:
         except RegistryError as exc:  # a full disk must not take the link down; the message is lost, logged
             log.error("board %s: %s", board, exc)
 
+    def _reachable(self, board: str, link: Link) -> bool:
+        """Serial: the board is on the wire. MQTT: only while its availability topic says online, because the
+        broker replays a retained hello and states for a board that is long gone."""
+        return link.name != "mqtt" or self._mqtt_online.get(board, False)
+
     def _handle(self, board: str, msg: Message, link: Link) -> None:
         if isinstance(msg, Hello):
-            trusted = link.name == "serial"
-            status = self.registry.board_hello(msg, link=link.name, trusted=trusted,
+            self.boots[board] = msg.boot
+            reachable = self._reachable(board, link)
+            status = self.registry.board_hello(msg, link=link.name, trusted=link.name == "serial",
+                                               online=reachable or bool(self._links.get(board)),
                                                synonyms=self.synonyms(msg.profile))
-            self._links.setdefault(board, {})[link.name] = link
+            if reachable:
+                self._links.setdefault(board, {})[link.name] = link
             log.info("board %s (%s, fw %s, boot %d) is %s over %s", board, msg.profile, msg.fw, msg.boot, status,
                      link.name)
+            if self.on_hello:
+                self.on_hello(board)
             return
-        if board not in self._links or link.name not in self._links[board]:
-            # A link that reconnected without a fresh hello (retained state, broker restart) is still usable.
-            if self.registry.board(board) is None:
-                log.debug("board %s: %s before any hello, ignored", board, msg.T)
+        if link.name not in self._links.get(board, {}):
+            # A link that reconnected without a fresh hello (broker restart) is usable once the board is known.
+            if self.registry.board(board) is None or not self._reachable(board, link):
+                log.debug("board %s: %s before hello/availability, ignored", board, msg.T)
                 return
             self._links.setdefault(board, {})[link.name] = link
         if isinstance(msg, Ack):
-            fut = self._pending.get(msg.id)
-            if fut is None or fut.done():
-                self.stray_acks += 1
-                log.info("board %s: late or duplicate ack %s ignored", board, msg.id)
-            else:
-                fut.set_result(msg)
+            self._ack(board, msg)
         elif isinstance(msg, State):
             if self.registry.set_state(board, msg.e, msg.val) and self.on_change:
                 self.on_change(board, msg.e, msg.val)
@@ -101,21 +109,45 @@ class DeviceHub:
                 self._touched[board] = now
                 self.registry.touch(board)
 
+    def _ack(self, board: str, msg: Ack) -> None:
+        pending = self._pending.get(msg.id)
+        if pending is not None and pending[0] != board:
+            self.spoofed_acks += 1  # a board answering for another board's command: never believed
+            log.warning("board %s sent an ack for a command to %s: ignored", board, pending[0])
+        elif pending is None or pending[1].done():
+            if msg.id not in self._led_ids:
+                self.stray_acks += 1
+                log.info("board %s: late or duplicate ack %s ignored", board, msg.id)
+        else:
+            pending[1].set_result(msg)
+
     def on_lost(self, board: str, link: Link) -> None:
         links = self._links.get(board, {})
         if links.get(link.name) is link:
             del links[link.name]
         if not links:
-            self.registry.set_status(board, "offline")
+            try:
+                self.registry.set_status(board, "offline")
+            except RegistryError as exc:
+                log.error("board %s: %s", board, exc)
             log.warning("board %s is offline", board)
 
     def on_status(self, board: str, online: bool, link: Link) -> None:
+        self._mqtt_online[board] = online
         if online:
             if self.registry.board(board) is not None:
                 self._links.setdefault(board, {})[link.name] = link
                 self.registry.set_status(board, "online")
         else:
             self.on_lost(board, link)
+
+    def link_down(self, link: Link) -> None:
+        """The broker connection dropped: every board reached through it is unreachable until it is back."""
+        for board, links in list(self._links.items()):
+            if links.get(link.name) is link:
+                self.on_lost(board, link)
+        if link.name == "mqtt":
+            self._mqtt_online.clear()
 
     def online(self, board: str) -> bool:
         return bool(self._links.get(board))
@@ -126,7 +158,7 @@ class DeviceHub:
                       mode: str | None = None, source: str = "api", turn_id: int | None = None,
                       attempts: int | None = None) -> CommandResult:
         """Send, wait for the ack, retry with the same id; every outcome is in the audit log."""
-        cid = f"{self._prefix}{next(self._ids):x}"
+        cid = os.urandom(6).hex()  # unguessable: a board only ever sees the ids of its own commands
         row = self.registry.command_sent(cid=cid, source=source, turn_id=turn_id, board=board, entity=entity,
                                          action=action, value=val if mode is None else mode)
         t0 = time.perf_counter()
@@ -146,10 +178,16 @@ class DeviceHub:
             return CommandResult(False, board, entity, error="quarantined")
         msg = Command(id=cid, e=entity, a=action, val=val, mode=mode)
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._pending[cid] = fut
+        self._pending[cid] = (board, fut)
+        kind = next((e.info.kind for e in self.registry.entities(board) if e.id == entity), "")
+        boot = self.boots.get(board)
         tried = 0
         try:
             for tried in range(1, attempts + 1):
+                if tried > 1 and kind == "cover" and self.boots.get(board) != boot:
+                    # A rebooted board forgot the id; re-sending would pulse the door's relay a second time.
+                    return CommandResult(False, board, entity, error="rebooted", attempts=tried - 1,
+                                         latency_ms=(time.perf_counter() - t0) * 1000)
                 link = self._pick_link(board)
                 if link is not None:
                     try:
@@ -163,7 +201,7 @@ class DeviceHub:
                 if not ack.ok and ack.err == "busy" and tried < attempts:
                     # the board is mid-action (a cover's relay pulse) and did not remember this id: ask again
                     fut = asyncio.get_running_loop().create_future()
-                    self._pending[cid] = fut
+                    self._pending[cid] = (board, fut)
                     await asyncio.sleep(self.ack_timeout_s)
                     continue
                 ms = (time.perf_counter() - t0) * 1000
@@ -187,7 +225,8 @@ class DeviceHub:
         for e in self.registry.entities(usable_only=True):
             if e.info.kind == "status_led" and self.online(e.board):
                 link = self._pick_link(e.board)
-                msg = Command(id=f"{self._prefix}{next(self._ids):x}", e=e.id, a="led", mode=mode)
+                msg = Command(id=os.urandom(6).hex(), e=e.id, a="led", mode=mode)
+                self._led_ids.append(msg.id)
                 try:
                     await link.send(e.board, msg)  # type: ignore[union-attr]
                 except HearthError as exc:

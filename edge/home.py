@@ -83,10 +83,22 @@ class HomeControl:
         self._clock = clock
         self._grammar: DeviceGrammar | None = None
         self._pending: tuple[DeviceIntent, float] | None = None
+        self._tool_choices: dict[str, tuple[Entity, tuple[str, ...]]] | None = None
 
     def invalidate(self) -> None:
         """A board said hello (new or changed entities): rebuild the grammar on next use."""
         self._grammar = None
+
+    def confirmation_texts(self) -> list[str]:
+        """What a successful command will say, per controllable entity: worth synthesizing ahead of time."""
+        out = []
+        ents = self.grammar.entities
+        for e in ents:
+            name = spoken_name(e, ents)
+            for action in CONTROLLABLE.get(e.info.kind, ()):
+                if action not in ("set", "toggle"):
+                    out.append(self._success_text(DeviceIntent(action, (e,)), name, None))
+        return out
 
     @property
     def grammar(self) -> DeviceGrammar:
@@ -102,6 +114,8 @@ class HomeControl:
         if not self.grammar.entities:
             return False
         ws = " ".join(words(text))
+        if {"don't", "dont", "not", "never"} & set(ws.split()):
+            return False  # a negated request is talk, not an action: the LLM answers it without tools
         names = {w for e in self.grammar.entities for w in words(e.info.name)} | self.grammar.areas
         return bool(_DEVICE_WORDS.search(ws)) or any(w in names for w in ws.split())
 
@@ -136,7 +150,11 @@ class HomeControl:
     def _command_plan(self, intent: DeviceIntent, *, confirmed: bool) -> Plan:
         e = intent.entity
         name = spoken_name(e, self.grammar.entities)
-        if e.info.sensitive and not confirmed:
+        already = self._already(intent)
+        if already is not None:
+            return Plan(already, _const(HomeReply(already, "device:query")))
+        # Locks and doors always ask, whatever the board's profile claims: the flag comes from the board.
+        if (e.info.sensitive or e.info.kind in ("lock", "cover")) and not confirmed:
             self._pending = (intent, self._clock() + self.confirm_window_s)
             verb = {"open": "open", "close": "close", "lock": "lock", "unlock": "unlock", "on": "turn on",
                     "off": "turn off", "toggle": "toggle", "set": "set"}[intent.action]
@@ -157,6 +175,21 @@ class HomeControl:
             return HomeReply(self._failure_text(name, result), "device:command", result)
 
         return Plan(expected, run)
+
+    def _already(self, intent: DeviceIntent) -> str | None:
+        """A door whose contact sensor already reports the asked-for position is left alone: pulsing a garage
+        opener's relay would move it the other way (the relay only knows what it was last told)."""
+        e = intent.entity
+        if e.info.kind != "cover" or intent.action not in ("open", "close"):
+            return None
+        for c in self.registry.entities():
+            if (c.info.kind == "contact" and c.info.name.lower() == e.info.name.lower()
+                    and c.info.area.lower() == e.info.area.lower() and isinstance(c.state, (int, float))):
+                is_open = bool(c.state)
+                if is_open == (intent.action == "open"):
+                    return f"{spoken_name(e, self.grammar.entities).capitalize()} is already " \
+                           f"{'open' if is_open else 'closed'}."
+        return None
 
     def _success_text(self, intent: DeviceIntent, name: str, value: float | None) -> str:
         n = name.capitalize()
@@ -188,8 +221,11 @@ class HomeControl:
         return out
 
     def ask_llm(self, llm: LanguageModel, request: str) -> tuple[str, str]:
-        """(device key, action) chosen by the LLM under :func:`tool_grammar`; ("none", "") when it declines."""
-        choices = self.tool_choices()
+        """(device key, action) chosen by the LLM under :func:`tool_grammar`; ("none", "") when it declines.
+
+        The choices are kept for :meth:`plan_tool_call`, so a board's hello in between cannot re-map a key.
+        """
+        choices = self._tool_choices = self.tool_choices()
         lines = [f"- {k}: {e.info.name} ({e.info.area}), actions: {', '.join(a)}" for k, (e, a) in choices.items()]
         system = ("You turn a request into a device action. Devices:\n" + "\n".join(lines) +
                   '\nAnswer with JSON {"device": ..., "action": ...}, or {"device": "none"} if the request is not '
@@ -203,7 +239,7 @@ class HomeControl:
 
     def plan_tool_call(self, key: str, action: str) -> Plan | None:
         """A call the LLM produced under the constrained grammar; re-checked here all the same."""
-        choice = self.tool_choices().get(key)
+        choice = (self._tool_choices or self.tool_choices()).get(key)
         if choice is None or action not in choice[1]:
             log.warning("LLM tool call %s.%s is not allowed; ignored", key, action)
             return None

@@ -41,7 +41,11 @@ def profile_synonyms(profile: str) -> dict[str, tuple[str, ...]]:
 
 
 class House:
-    def __init__(self, settings: Settings, *, on_button: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, *, on_button: Callable[[str], None] | None = None,
+                 client_id: str = "hearth-agent", announce: bool = True) -> None:
+        """``client_id``/``announce``: a short-lived CLI command must not take over the running agent's broker
+        session (same client id) nor mark the agent offline when it exits."""
+        self.client_id, self.announce = client_id, announce
         cfg = settings.boards
         self.settings = settings
         self.registry = Registry(settings.storage.database_path, telemetry_keep_s=cfg.telemetry_keep_days * 86400,
@@ -55,9 +59,11 @@ class House:
         self.mqtt: MqttLink | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._led_task: asyncio.Task[None] | None = None
+        self.on_entities_changed: Callable[[], None] | None = None  # e.g. pre-synthesize the confirmations
+        self._not_boards: set[str] = set()  # auto-discovered ports that never said hello
 
     def _button(self, board: str, entity: str, gesture: str) -> None:
-        ent = next((e for e in self.registry.entities(board) if e.id == entity), None)
+        ent = next((e for e in self.registry.entities(board, usable_only=True) if e.id == entity), None)
         if ent is not None and ent.info.ptt and gesture == "press" and self.on_button:
             self.on_button(f"button:{board}.{entity}")
 
@@ -65,6 +71,8 @@ class House:
         self.hub.on_message(board, msg, link)  # type: ignore[arg-type]
         if isinstance(msg, Hello):
             self.home.invalidate()
+            if self.on_entities_changed is not None:
+                self.on_entities_changed()
 
     async def start(self) -> None:
         cfg = self.settings.boards
@@ -75,13 +83,18 @@ class House:
         if "auto" in cfg.serial_ports:
             self._tasks.append(asyncio.create_task(self._rescan()))
         if cfg.mqtt_host:
+            if not cfg.mqtt_username:
+                log.warning("MQTT without an account: if the broker allows anonymous clients, anything on the "
+                            "network can publish as a board (quarantine still applies); see `hearth boards "
+                            "broker-setup`")
             self.mqtt = MqttLink(MqttConfig(host=cfg.mqtt_host, port=cfg.mqtt_port, site=cfg.site,
-                                            username=cfg.mqtt_username, password=cfg.mqtt_password),
-                                 self._on_message, self.hub.on_status)
+                                            username=cfg.mqtt_username, password=cfg.mqtt_password,
+                                            client_id=self.client_id, announce=self.announce),
+                                 self._on_message, self.hub.on_status, on_down=self.hub.link_down)
             self.mqtt.start()
 
-    def _add_serial(self, port: str) -> None:
-        link = SerialLink(port, self._on_message, self.hub.on_lost)
+    def _add_serial(self, port: str, *, hello_timeout_s: float | None = None) -> None:
+        link = SerialLink(port, self._on_message, self.hub.on_lost, hello_timeout_s=hello_timeout_s)
         self.serial[port] = link
         self._tasks.append(asyncio.create_task(link.run()))
 
@@ -92,10 +105,17 @@ class House:
             except OSError as exc:
                 log.debug("serial port scan failed: %s", exc)
                 ports = []
+            present = {device for device, _ in ports}
+            for device in list(self.serial):
+                link = self.serial[device]
+                if link.not_a_board:
+                    self._not_boards.add(device)
+                    del self.serial[device]
+            self._not_boards &= present  # unplugged: the next device on that path gets a fresh chance
             for device, desc in ports:
-                if device not in self.serial:
-                    log.info("found a board on %s (%s)", device, desc)
-                    self._add_serial(device)
+                if device not in self.serial and device not in self._not_boards:
+                    log.info("trying %s (%s)", device, desc)
+                    self._add_serial(device, hello_timeout_s=6.0)
             await asyncio.sleep(RESCAN_S)
 
     def phase(self, phase: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,18 +44,27 @@ class MqttConfig:
     password: str = ""
     client_id: str = "hearth-agent"
     keepalive: int = 15
+    announce: bool = True  # publish the agent's availability (false for short-lived CLI commands)
+
+
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """Commands and acks are tiny: with Nagle on, each waits ~40 ms for the peer's delayed ACK."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class MqttLink:
     name = "mqtt"
 
-    def __init__(self, config: MqttConfig, on_message: OnMessage, on_status: OnStatus) -> None:
+    def __init__(self, config: MqttConfig, on_message: OnMessage, on_status: OnStatus,
+                 on_down: Callable[[MqttLink], None] | None = None) -> None:
         if not BOARD_ID.match(config.site):
             raise MqttLinkError(f"[boards] site {config.site!r} must match [a-z0-9_-]{{1,32}}")
         self.config = config
         self.prefix = f"hearth/{config.site}"
         self.on_message = on_message
         self.on_status = on_status
+        self.on_down = on_down
         self.connected = asyncio.Event()
         self.rejected: Counter[str] = Counter()  # reason -> count, for `hearth doctor` and the tests
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,9 +72,11 @@ class MqttLink:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv311)
         if config.username:
             c.username_pw_set(config.username, config.password or None)
-        c.will_set(f"{self.prefix}/agent/status", "offline", qos=1, retain=True)
+        if config.announce:
+            c.will_set(f"{self.prefix}/agent/status", "offline", qos=1, retain=True)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.max_queued_messages_set(256)  # bounded: commands are not queued while offline anyway
+        c.on_socket_open = _no_delay
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_raw
@@ -86,16 +98,20 @@ class MqttLink:
                                 f"after {timeout:.0f} s: is it running, and are [boards] mqtt_* right?") from None
 
     def stop(self) -> None:
-        if self.client.is_connected():
+        if self.client.is_connected() and self.config.announce:
             self.client.publish(f"{self.prefix}/agent/status", "offline", qos=1, retain=True).wait_for_publish(1)
         self.client.disconnect()
         self.client.loop_stop()
 
     async def send(self, board: str, msg: Message) -> None:
-        """Publish a command (QoS 1, never retained: a retained command would re-fire on every reconnect)."""
+        """Publish a command: QoS 0 and never retained (docs/protocol.md).
+
+        QoS 1 would let paho re-send a command after a reconnect, minutes after the user was told it failed;
+        the hub's own retries (same id, deduplicated by the board) are the delivery guarantee instead.
+        """
         if not self.connected.is_set():
             raise MqttLinkError("not connected to the MQTT broker")
-        info = self.client.publish(f"{self.prefix}/{board}/cmd", encode(msg), qos=1, retain=False)
+        info = self.client.publish(f"{self.prefix}/{board}/cmd", encode(msg), qos=0, retain=False)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise MqttLinkError(f"publish to {board} failed: {mqtt.error_string(info.rc)}")
 
@@ -107,13 +123,16 @@ class MqttLink:
             return
         # Subscriptions are not kept by a clean session: (re)subscribe on every connect.
         client.subscribe([(f"{self.prefix}/+/{t}", 1) for t in _BOARD_TOPICS])
-        client.publish(f"{self.prefix}/agent/status", "online", qos=1, retain=True)
+        if self.config.announce:
+            client.publish(f"{self.prefix}/agent/status", "online", qos=1, retain=True)
         log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
         self._call(self.connected.set)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         log.warning("MQTT disconnected (%s); paho reconnects with backoff", reason)
         self._call(self.connected.clear)
+        if self.on_down is not None:
+            self._call(self.on_down, self)
 
     def _on_raw(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
         try:

@@ -80,6 +80,7 @@ class Assistant:
         self._conversation = Conversation(settings.llm.persona, settings.llm.memory_turns)
         self.home = home  # device control (boards issue); None when no boards are configured
         self.on_phase = on_phase  # "thinking" / "speaking" / "idle", for a board's status LED
+        self._busy = 0  # turns in progress: background work (cache warm-up) waits for zero
         self.models = {"stt_model": stt.model_path.name, "llm_model": llm.name if llm else "",
                        "tts_voice": tts.voice_name}
 
@@ -94,9 +95,33 @@ class Assistant:
             self._conversation = Conversation(self.settings.llm.persona, self.settings.llm.memory_turns)
         return self._session_id
 
+    async def prewarm(self, texts: list[str]) -> int:
+        """Synthesize replies we will need (device confirmations) into the TTS cache, only while no turn runs.
+
+        A cached confirmation reaches the speaker right after the board's ack instead of ~150 ms of piper later.
+        """
+        done = 0
+        for text in texts:
+            while self._busy:
+                await asyncio.sleep(0.2)
+            try:
+                await asyncio.to_thread(self.tts.cached, text)
+                done += 1
+            except TTSError as exc:
+                log.warning("could not pre-synthesize %r: %s", text, exc)
+        return done
+
     async def handle_utterance(self, samples: np.ndarray, sink: AudioSink, *, streaming: bool = True,
                                output: str | None = None) -> TurnResult:
         """Run a whole turn for one endpointed utterance. The clock starts at the endpoint decision."""
+        self._busy += 1
+        try:
+            return await self._handle_utterance(samples, sink, streaming=streaming, output=output)
+        finally:
+            self._busy -= 1
+
+    async def _handle_utterance(self, samples: np.ndarray, sink: AudioSink, *, streaming: bool,
+                                output: str | None) -> TurnResult:
         t_end = time.perf_counter()
         self._phase("thinking")
         extra = self.home.prompt_words() if self.home else ""
@@ -120,7 +145,11 @@ class Assistant:
     async def ask(self, text: str, sink: AudioSink, *, streaming: bool = True) -> TurnResult:
         """A typed question (``hearth ask``): same path as speech, minus STT and activation."""
         result = TurnResult(transcript=text, decision=Decision(True, "typed", text))
-        await self._logged_turn(result, text, sink, time.perf_counter(), audio_s=0.0, streaming=streaming)
+        self._busy += 1
+        try:
+            await self._logged_turn(result, text, sink, time.perf_counter(), audio_s=0.0, streaming=streaming)
+        finally:
+            self._busy -= 1
         return result
 
     def _phase(self, phase: str) -> None:

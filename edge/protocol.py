@@ -323,9 +323,13 @@ class FrameDecoder:
         self.bad = 0
         self.last_error = ""
 
-    def feed(self, data: bytes, now: float) -> Iterator[bytes]:
+    def expire(self, now: float) -> None:
+        """Drop a partial frame whose bytes stopped arriving (a board reset mid-frame)."""
         if self._buf and now - self._last_byte_at > self.PARTIAL_TIMEOUT_S:
             self._drop("partial frame timed out")
+
+    def feed(self, data: bytes, now: float) -> Iterator[bytes]:
+        self.expire(now)
         if data:
             self._last_byte_at = now
         for byte in data:

@@ -93,6 +93,9 @@ def provision(settings: Settings, port: str, *, ssid: str, wifi_password: str, b
               broker_port: int | None = None, timeout: float = 10.0,
               progress: Callable[[str], None] = print) -> ProvisionResult:
     site = settings.boards.site
+    if not ssid:
+        raise ProvisionError("give the Wi-Fi network (--ssid): provisioning is for boards that join over Wi-Fi "
+                             "and MQTT; a board on USB needs none, `hearth run` finds it by itself")
     pw_file, acl_file = broker_files(settings)
     link = _Port(port)
     try:
@@ -101,13 +104,12 @@ def provision(settings: Settings, port: str, *, ssid: str, wifi_password: str, b
         assert isinstance(hello, Hello)
         progress(f"Board {hello.board} ({hello.profile or 'no profile'}, firmware {hello.fw}) with "
                  f"{len(hello.entities)} entities")
-        try:
-            creds = broker_auth.provision_board(pw_file, acl_file, site, hello.board)
-        except (OSError, HearthError) as exc:
-            raise ProvisionError(f"cannot write the broker files {pw_file} / {acl_file}: {exc}") from exc
+        # Written to the broker's files only after the board has acked: a failed run must not lock a working,
+        # already provisioned board out with a password it never received.
+        username, password = broker_auth.generate_credentials(hello.board)
         msg_id = f"p{os.urandom(3).hex()}"
         prov = Provision(id=msg_id, ssid=ssid, password=wifi_password, host=broker_host,
-                         port=broker_port or settings.boards.mqtt_port, user=creds.username, mqpass=creds.password,
+                         port=broker_port or settings.boards.mqtt_port, user=username, mqpass=password,
                          site=site)
         progress("Sending Wi-Fi and broker settings ...")
         ack = link.wait(lambda m: isinstance(m, Ack) and m.id == msg_id, timeout, resend=prov)
@@ -115,6 +117,12 @@ def provision(settings: Settings, port: str, *, ssid: str, wifi_password: str, b
         if not ack.ok:
             raise ProvisionError(f"the board refused the settings ({ack.err}); check the Wi-Fi name and broker "
                                  "address, then try again")
+        try:
+            broker_auth.set_acl(acl_file, broker_auth.board_acl(site, hello.board))
+            broker_auth.set_password(pw_file, username, password)
+        except (OSError, HearthError) as exc:
+            raise ProvisionError(f"the board has its new settings but the broker files {pw_file} / {acl_file} "
+                                 f"could not be written ({exc}); fix that and provision again") from exc
     finally:
         link.close()
     registry = Registry(settings.storage.database_path)
@@ -123,5 +131,5 @@ def provision(settings: Settings, port: str, *, ssid: str, wifi_password: str, b
         registry.mark_provisioned(hello.board)
     finally:
         registry.close()
-    return ProvisionResult(board=hello.board, profile=hello.profile, username=creds.username,
+    return ProvisionResult(board=hello.board, profile=hello.profile, username=username,
                            password_file=pw_file, acl_file=acl_file)

@@ -9,6 +9,7 @@ before it is sent and its result when it settles, so a crash mid-command leaves 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +23,8 @@ from edge.errors import HearthError
 from edge.protocol import EntityInfo, Hello
 
 SENSOR_KINDS = frozenset({"temperature", "humidity", "contact"})
+MAX_PENDING = 200_000  # buffered readings kept while writes fail (~20 MB), then the oldest go
+log = logging.getLogger(__name__)
 
 
 class RegistryError(HearthError):
@@ -59,7 +62,7 @@ class Registry:
         self._lock = threading.Lock()  # links may write from the event loop and from worker threads
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(str(path), timeout=5, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode never corrupts and keeps everything on a crash of the agent; a power cut may
             # lose the last fraction of a second of readings, which is the price of the ingest rate.
@@ -69,6 +72,8 @@ class Registry:
         except (sqlite3.Error, OSError) as exc:
             raise RegistryError(f"cannot open the device registry {path}: {exc}; check the folder is writable") from exc
         self._pending: list[tuple[float, str, str, float]] = []
+        self._states: dict[tuple[str, str], tuple[str, float]] = {}
+        self._known: set[tuple[str, str]] | None = None
 
     def _migrate(self) -> None:
         self.db.table("boards").create(
@@ -81,6 +86,7 @@ class Registry:
         self.db.table("telemetry").create(
             {"id": int, "ts": float, "board": str, "entity": str, "value": float}, pk="id", if_not_exists=True)
         self.db.table("telemetry").create_index(["board", "entity", "ts"], if_not_exists=True)
+        self.db.table("telemetry").create_index(["ts"], if_not_exists=True)  # pruning by age
         self.db.table("commands").create(
             {"id": int, "cid": str, "ts": float, "source": str, "turn_id": int, "board": str, "entity": str,
              "action": str, "value": str, "status": str, "result": str, "attempts": int, "latency_ms": float,
@@ -95,7 +101,7 @@ class Registry:
 
     # --- boards -------------------------------------------------------------------------------------------------
 
-    def board_hello(self, hello: Hello, *, link: str, trusted: bool, port: str = "",
+    def board_hello(self, hello: Hello, *, link: str, trusted: bool, online: bool = True, port: str = "",
                     synonyms: dict[str, tuple[str, ...]] | None = None) -> str:
         """Record a hello. Returns the board's status: ``online``, or ``quarantined`` for an untrusted unknown board.
 
@@ -105,7 +111,16 @@ class Registry:
         now = time.time()
         row = self._row(hello.board)
         provisioned = bool(row and row["provisioned"]) or trusted
-        status = "online" if provisioned else "quarantined"
+        status = ("online" if online else "offline") if provisioned else "quarantined"
+        try:
+            self._hello(hello, link, port, status, provisioned, now, synonyms)
+        except sqlite3.Error as exc:
+            raise RegistryError(f"device registry write failed: {exc}") from exc
+        self._known = None
+        return status
+
+    def _hello(self, hello: Hello, link: str, port: str, status: str, provisioned: bool, now: float,
+               synonyms: dict[str, tuple[str, ...]] | None) -> None:
         with self._lock, self.db.conn:
             self.db.execute(
                 "INSERT INTO boards (id, profile, fw, link, port, status, boot, provisioned, first_seen, last_seen)"
@@ -126,7 +141,6 @@ class Registry:
                 known.discard(e.id)
             for gone in known:  # the board was reflashed with another profile
                 self.db.execute("DELETE FROM entities WHERE board = ? AND id = ?", (hello.board, gone))
-        return status
 
     def mark_provisioned(self, board: str, *, link: str = "mqtt") -> None:
         now = time.time()
@@ -158,6 +172,8 @@ class Registry:
     # --- entities and state -------------------------------------------------------------------------------------
 
     def entities(self, board: str | None = None, *, usable_only: bool = False) -> list[Entity]:
+        if self._states:
+            self.flush_telemetry()  # readers see the latest value, not the last flush
         sql = "SELECT e.* FROM entities e JOIN boards b ON b.id = e.board"
         params: tuple[Any, ...] = ()
         where = []
@@ -173,28 +189,44 @@ class Registry:
         return [_entity(r) for r in rows]
 
     def set_state(self, board: str, entity: str, val: float | str, *, ts: float | None = None) -> bool:
-        """Store an entity's current value; returns False for an entity the registry does not know."""
-        ts = time.time() if ts is None else ts
-        cur = self._exec("UPDATE entities SET state = ?, state_at = ? WHERE board = ? AND id = ?",
-                         (json.dumps(val), ts, board, entity))
-        if cur.rowcount == 0:
+        """Buffer an entity's current value (and a telemetry row for numbers); False for an unknown entity.
+
+        Written by :meth:`flush_telemetry` in one transaction with the other buffered readings: one commit per
+        reading would cap ingest at a few thousand per second on a Pi's SD card.
+        """
+        if self._known is None:
+            with self._lock:
+                self._known = {(r[0], r[1]) for r in self.db.execute("SELECT board, id FROM entities")}
+        if (board, entity) not in self._known:
             return False
+        ts = time.time() if ts is None else ts
+        self._states[(board, entity)] = (json.dumps(val), ts)
         if isinstance(val, (int, float)):
+            if len(self._pending) >= MAX_PENDING:  # the disk has been failing for a while: keep the newest
+                del self._pending[: MAX_PENDING // 10]
+                log.error("telemetry buffer full (writes are failing): dropped the oldest %d readings",
+                          MAX_PENDING // 10)
             self._pending.append((ts, board, entity, float(val)))
         return True
 
     def flush_telemetry(self) -> int:
-        """Write buffered readings in one transaction (called by the links every ~100 ms and at exit)."""
-        if not self._pending:
+        """Write buffered states and readings in one transaction (the hub calls this every ~100 ms)."""
+        if not self._pending and not self._states:
             return 0
         rows, self._pending = self._pending, []
+        states, self._states = self._states, {}
         with self._lock:
             try:
                 with self.db.conn:
                     self.db.conn.executemany(
+                        "UPDATE entities SET state = ?, state_at = ? WHERE board = ? AND id = ?",
+                        [(v, ts, b, e) for (b, e), (v, ts) in states.items()])
+                    self.db.conn.executemany(
                         "INSERT INTO telemetry (ts, board, entity, value) VALUES (?,?,?,?)", rows)
             except sqlite3.Error as exc:
-                self._pending = rows + self._pending  # keep them for the next try
+                self._pending = rows + self._pending  # kept (bounded by MAX_PENDING) for the next try
+                for k, v in states.items():
+                    self._states.setdefault(k, v)
                 raise RegistryError(f"telemetry write failed: {exc}") from exc
         return len(rows)
 

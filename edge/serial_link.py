@@ -61,12 +61,17 @@ def open_port(port: str) -> serial.Serial:
     ser.baudrate = BAUD
     ser.timeout = 0
     ser.write_timeout = 1.0
-    ser.dtr = False
+    # RTS first: on the usual two-transistor auto-reset circuit, DTR low with RTS still high pulls EN low.
     ser.rts = False
+    ser.dtr = False
+    ser.exclusive = True  # a second opener (provisioning while the agent runs) gets a clear error, not our acks
     try:
         ser.open()
     except serial.SerialException as exc:
         text = str(exc)
+        if "Resource temporarily unavailable" in text or "exclusively" in text:
+            raise SerialLinkError(f"{port} is in use by another program (is `hearth run` running? stop it, or "
+                                  "provision through it)") from exc
         if "Permission denied" in text:
             raise SerialLinkError(f"no permission to open {port}: add yourself to the dialout group "
                                   "(sudo usermod -aG dialout $USER) and log in again") from exc
@@ -80,7 +85,9 @@ class SerialLink:
     name = "serial"
 
     def __init__(self, port: str, on_message: OnMessage, on_lost: OnLost, *, queue_size: int = 64,
-                 backoff_max_s: float = 5.0) -> None:
+                 backoff_max_s: float = 5.0, hello_timeout_s: float | None = None) -> None:
+        """``hello_timeout_s``: give the port up if nothing on it speaks the protocol within that time (for
+        auto-discovered ports, which may be a Zigbee stick or a 3D printer behind the same USB chip)."""
         self.port = port
         self.on_message = on_message
         self.on_lost = on_lost
@@ -92,6 +99,8 @@ class SerialLink:
         self._backoff_max_s = backoff_max_s
         self._last_rx = 0.0
         self._stopping = False
+        self.hello_timeout_s = hello_timeout_s
+        self.not_a_board = False
 
     async def send(self, board: str | None, msg: Message) -> None:
         """Queue a message (``board`` is implied by the port); raises ``SerialLinkError`` when down or full."""
@@ -113,14 +122,20 @@ class SerialLink:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self._backoff_max_s)
                 continue
-            delay = 0.2
             log.info("serial %s open", self.port)
+            opened = time.monotonic()
             try:
                 await self._serve(ser)
             except SerialLinkError as exc:
                 log.warning("serial %s lost: %s", self.port, exc)
             finally:
                 self._close(ser)
+            if self.not_a_board:
+                return
+            if time.monotonic() - opened > 10:
+                delay = 0.2  # it worked for a while: reconnect quickly; a port failing at once backs off
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._backoff_max_s)
 
     async def _serve(self, ser: serial.Serial) -> None:
         loop = asyncio.get_running_loop()
@@ -138,7 +153,7 @@ class SerialLink:
                 self._rx(data)
 
         self.decoder = FrameDecoder()
-        self._last_rx = time.monotonic()
+        self._last_rx = opened = time.monotonic()
         self._drain()
         loop.add_reader(fd, readable)
         self.connected.set()
@@ -152,7 +167,10 @@ class SerialLink:
                 except TimeoutError:
                     pass
                 now = time.monotonic()
-                self.decoder.feed(b"", now)  # expire a stale partial frame
+                self.decoder.expire(now)
+                if self.board is None and self.hello_timeout_s and now - opened > self.hello_timeout_s:
+                    self.not_a_board = True
+                    raise SerialLinkError(f"no Hearth board answered on {self.port}; leaving the port alone")
                 if self.board and now - self._last_rx > HEARTBEAT_TIMEOUT_S:
                     log.warning("serial %s: board %s silent for %.0f s", self.port, self.board, now - self._last_rx)
                     self._lost()

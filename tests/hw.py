@@ -61,7 +61,7 @@ class Mosquitto:
             pytest.fail("mosquitto is required: run scripts/setup.sh (apt-get install mosquitto)")
         conf = self.workdir / f"mosquitto-{self.port}.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                        f"user {getpass.getuser()}\n{self.extra_conf}")
+                        f"set_tcp_nodelay true\nuser {getpass.getuser()}\n{self.extra_conf}")
         self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

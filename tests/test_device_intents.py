@@ -124,3 +124,23 @@ def test_quarantined_boards_are_not_in_the_grammar(tmp_path: Path) -> None:
 def test_prompt_words_carry_names(grammar: DeviceGrammar) -> None:
     p = grammar.prompt_words()
     assert "Kitchen light" in p and "Hallway" in p
+
+
+@pytest.mark.parametrize("text", [
+    "don't turn off the fan",
+    "do not open the garage door",
+    "turn on the porch light",  # no porch light: never the kitchen light
+    "open the front door",  # the front door is a lock, not the garage door
+    "turn off the hallway light in five minutes",  # a timer, not a command for now
+    "turn on the kitchen light tomorrow",
+    "what's the temperature in the garage",  # no sensor there: not someone else's reading
+])
+def test_never_acts_on_the_wrong_thing(grammar: DeviceGrammar, text: str) -> None:
+    assert grammar.match(text) is None, text
+
+
+def test_hundred_and_percent_values(grammar: DeviceGrammar) -> None:
+    for text in ["set the hallway light to a hundred percent", "set the hallway light to one hundred",
+                 "hallway light to 100%"]:
+        intent = grammar.match(text)
+        assert intent is not None and (intent.action, intent.value) == ("set", 100.0), text

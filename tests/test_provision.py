@@ -100,19 +100,23 @@ def test_wrong_credentials_keep_a_board_out(tmp_path: Path) -> None:
 
 def test_provision_errors_are_clear(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, 1883)
-    with pytest.raises(ProvisionError, match="cannot open"):
+    with pytest.raises(ProvisionError, match="--ssid"):
         provision(settings, str(tmp_path / "no-such-tty"), ssid="", wifi_password="", broker_host="10.0.0.2",
+                  progress=lambda _: None)
+    with pytest.raises(ProvisionError, match="cannot open"):
+        provision(settings, str(tmp_path / "no-such-tty"), ssid="net", wifi_password="", broker_host="10.0.0.2",
                   progress=lambda _: None)
     # a port where nothing speaks the protocol: a pty pair with no board on the other end
     master, slave = os.openpty()
     try:
         with pytest.raises(ProvisionError, match="no answer from a Hearth board"):
-            provision(settings, os.ttyname(slave), ssid="", wifi_password="", broker_host="10.0.0.2", timeout=1.5,
-                      progress=lambda _: None)
+            provision(settings, os.ttyname(slave), ssid="net", wifi_password="", broker_host="10.0.0.2",
+                      timeout=1.5, progress=lambda _: None)
     finally:
         os.close(master)
         os.close(slave)
     assert Registry(settings.storage.database_path).boards() == []  # nothing half-registered
+    assert not broker_files(settings)[0].exists()  # and no broker account for a board that never acked
 
 
 def test_cli_provision(tmp_path: Path) -> None:

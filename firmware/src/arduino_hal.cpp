@@ -72,6 +72,8 @@ void ArduinoHal::poll() {
 // lookup would add its own wait. The serial heartbeat tolerates this (the host allows 6 s).
 void ArduinoHal::connectBroker() {
   bool ok = tcp_.connect(host_, port_, 1000) == 1;
+  // Nagle + the broker's delayed ACK hold a small ack back ~40 ms per hop; commands are tiny and latency-bound.
+  if (ok) tcp_.setNoDelay(true);
   if (ok) {
     mqtt_.setServer(host_, port_);
     ok = mqtt_.connect(clientId_, user_, password_[0] ? password_ : nullptr, willTopic_, willQos_, willRetain_,

@@ -15,6 +15,7 @@ class WiFiClient : public Client {
   int connect(const char* host, uint16_t port, int32_t timeout_ms);
   uint8_t connected();
   void stop();
+  int setNoDelay(bool nodelay);
 };
 
 class WiFiClass {
