@@ -8,6 +8,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import sys
 from typing import Any
 
 from edge.errors import HearthError
@@ -108,7 +109,11 @@ def cmd_flash(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_provision(settings: Settings, args: argparse.Namespace) -> int:
     from edge.provision import provision
 
-    wifi_password = os.environ.get("HEARTH_WIFI_PASSWORD") or getpass.getpass(f"Wi-Fi password for {args.ssid}: ")
+    wifi_password = os.environ.get("HEARTH_WIFI_PASSWORD", "")
+    if not wifi_password:
+        if not sys.stdin.isatty():
+            raise HearthError("no Wi-Fi password: set HEARTH_WIFI_PASSWORD (or run in a terminal to be asked)")
+        wifi_password = getpass.getpass(f"Wi-Fi password for {args.ssid}: ")
     host = args.broker or settings.boards.mqtt_host
     if args.ssid and not args.broker and host in ("", "127.0.0.1", "localhost"):
         raise HearthError("give --broker with this machine's LAN address: [boards] mqtt_host is "

@@ -75,6 +75,9 @@ def open_port(port: str) -> serial.Serial:
         if "Permission denied" in text:
             raise SerialLinkError(f"no permission to open {port}: add yourself to the dialout group "
                                   "(sudo usermod -aG dialout $USER) and log in again") from exc
+        if "No such file" in text:
+            raise SerialLinkError(f"serial port {port} does not exist: is the board plugged in with a data cable? "
+                                  "`hearth boards ports` lists the ports") from exc
         raise SerialLinkError(f"cannot open {port}: {text}") from exc
     return ser
 

@@ -103,7 +103,7 @@ def test_provision_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ProvisionError, match="--ssid"):
         provision(settings, str(tmp_path / "no-such-tty"), ssid="", wifi_password="", broker_host="10.0.0.2",
                   progress=lambda _: None)
-    with pytest.raises(ProvisionError, match="cannot open"):
+    with pytest.raises(ProvisionError, match="does not exist"):
         provision(settings, str(tmp_path / "no-such-tty"), ssid="net", wifi_password="", broker_host="10.0.0.2",
                   progress=lambda _: None)
     # a port where nothing speaks the protocol: a pty pair with no board on the other end
