@@ -168,6 +168,11 @@ def _action(ws: list[str], joined: str) -> tuple[str, float | None]:
     return "", None
 
 
+def _after_in(ws: list[str], w: str) -> bool:
+    i = ws.index(w)
+    return (i >= 1 and ws[i - 1] == "in") or (i >= 2 and ws[i - 2] == "in" and ws[i - 1] in ("the", "my"))
+
+
 class DeviceGrammar:
     """Built from the registry's usable entities; rebuild it when a board says hello."""
 
@@ -229,7 +234,11 @@ class DeviceGrammar:
             known = set(phrase) | area_words
             explained = {w for w in base if w in _VERBS or any(_similar(w, k) >= _WORD_RATIO for k in known)}
             explained |= {w for a, b, ab in pairs for w in (a, b) if any(_similar(ab, k) >= _WORD_RATIO for k in known)}
-            s -= _UNEXPLAINED_PENALTY * len(set(base) - explained)
+            unexplained = set(base) - explained
+            # A word in the area slot ("in the madroom") is most likely a misheard area, and a known area
+            # would already have ruled other rooms out; a word in the name ("porch light") is a different device.
+            slot = {w for w in unexplained if _after_in(ws, w)}
+            s -= _UNEXPLAINED_PENALTY * len(unexplained - slot) + 0.1 * len(slot)
             area = e.info.area.lower()
             if named_areas:
                 if area in named_areas:

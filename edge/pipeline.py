@@ -81,6 +81,7 @@ class Assistant:
         self.home = home  # device control (boards issue); None when no boards are configured
         self.on_phase = on_phase  # "thinking" / "speaking" / "idle", for a board's status LED
         self._busy = 0  # turns in progress: background work (cache warm-up) waits for zero
+        self._idle_later: asyncio.TimerHandle | None = None
         self.models = {"stt_model": stt.model_path.name, "llm_model": llm.name if llm else "",
                        "tts_voice": tts.voice_name}
 
@@ -140,6 +141,11 @@ class Assistant:
             return result
         await self._logged_turn(result, decision.text, sink, t_end, audio_s=transcript.audio_s, streaming=streaming)
         self.activation.answered()
+        follow_up = self.settings.activation.follow_up_s
+        if follow_up > 0 and self.on_phase is not None:
+            # The follow-up window is open (no wake phrase needed): show it, and go idle when it closes.
+            self._phase("listening")
+            self._idle_later = asyncio.get_running_loop().call_later(follow_up, self._phase, "idle")
         return result
 
     async def ask(self, text: str, sink: AudioSink, *, streaming: bool = True) -> TurnResult:
@@ -153,6 +159,9 @@ class Assistant:
         return result
 
     def _phase(self, phase: str) -> None:
+        if self._idle_later is not None:
+            self._idle_later.cancel()
+            self._idle_later = None
         if self.on_phase is not None:
             self.on_phase(phase)
 
@@ -217,6 +226,7 @@ class Assistant:
                     await chunks.put(intent.text)
             elif (tool_plan := await self._llm_tool(request, result)) is not None:
                 await self._device_turn(tool_plan, chunks, result)
+                result.handled_by = f"llm-tool:{result.handled_by}"
             else:
                 await self._llm_to_chunks(request, chunks, result, first, streaming)
             await chunks.put(_DONE)

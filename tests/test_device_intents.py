@@ -61,6 +61,7 @@ def test_number_words() -> None:
     ("unlock the front door", "unlock", "front_lock", None),
     ("lock the front door", "lock", "front_lock", None),
     ("toggle the fan", "toggle", "fan", None),
+    ("Switch off the fan in the Madroom", "off", "fan", None),  # misheard area in the area slot: one fan
 ])
 def test_commands(grammar: DeviceGrammar, text: str, action: str, entity: str, value: float | None) -> None:
     intent = grammar.match(text)

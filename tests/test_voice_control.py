@@ -88,6 +88,10 @@ def test_spoken_command_switches_the_relay_and_confirms(tmp_path: Path, sim: Boa
         audit = house.registry.commands(1)[0]
         assert (audit["source"], audit["turn_id"], audit["status"]) == ("voice", r.turn_id, "ok")
         assert {"led thinking", "led speaking"} <= set(sim.log)  # the status LED followed the turn
+        deadline = time.monotonic() + 3
+        while "led listening" not in sim.log:  # then shows the open follow-up window
+            assert time.monotonic() < deadline, sim.log[-10:]
+            await asyncio.sleep(0.02)
         q = await a.ask("Is the kitchen light on?", Recorder())
         assert q.handled_by == "device:query" and q.reply == "The kitchen light is on."
 
