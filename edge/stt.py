@@ -1,7 +1,7 @@
 """Speech-to-text with whisper.cpp (pywhispercpp), tuned for short spoken commands.
 
 The model is loaded once and reused; calls are serialized with a lock because a whisper.cpp context is not
-re-entrant. ``audio_ctx`` shrinks the encoder window from 30 s to ~10 s, which is the single biggest latency
+re-entrant. ``audio_ctx`` shrinks the encoder window from 30 s to ~9 s, which is the single biggest latency
 win for 2-4 s commands on a Pi-class CPU (see docs/benchmarks.md).
 """
 
@@ -58,7 +58,7 @@ class Transcriber:
         model_path: Path,
         *,
         threads: int = 2,
-        audio_ctx: int = 512,
+        audio_ctx: int = 448,
         language: str = "en",
         prompt: str = "",
     ) -> None:
@@ -104,7 +104,7 @@ class Transcriber:
     def _ctx_for(self, n_samples: int) -> int:
         """The configured short window, widened for utterances longer than it (else their end is cut off).
 
-        One encoder frame covers 20 ms; shrinking the window below ~512 frames costs accuracy, so the
+        One encoder frame covers 20 ms; shrinking the window below ~448 frames costs accuracy, so the
         configured value is a floor, not a target.
         """
         if self.audio_ctx == 0:

@@ -74,7 +74,7 @@ def language_model(model_paths):  # type: ignore[no-untyped-def]
 def transcriber(model_paths):  # type: ignore[no-untyped-def]
     from edge.stt import Transcriber
 
-    return Transcriber(model_paths.stt, threads=2, audio_ctx=512, prompt="Hey Hearth.")
+    return Transcriber(model_paths.stt, threads=2, audio_ctx=448, prompt="Hey Hearth.")
 
 
 @pytest.fixture(scope="session")

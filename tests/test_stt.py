@@ -13,7 +13,7 @@ def test_long_utterance_is_not_cut_by_the_short_window(transcriber, speech_wav) 
     text = ("The quick brown fox jumps over the lazy dog while the children play in the garden, "
             "and later everyone goes inside to eat dinner and watch a movie about elephants.")
     samples, _ = read_pcm16(speech_wav(text, wpm=130))
-    assert samples.size / 16000 > 10.5, "longer than the 512-frame (10.24 s) window"
+    assert samples.size / 16000 > 10.5, "longer than the 448-frame (8.96 s) window"
     out = transcriber.transcribe(samples).text.lower()
     assert "elephant" in out, out
 
