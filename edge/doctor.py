@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
+from collections.abc import Callable
 
 from edge import agent, audio_io
 from edge.errors import HearthError
@@ -55,5 +57,38 @@ def run_checks(settings: Settings, store: ModelStore) -> int:
     except HearthError as exc:
         report(False, f"audio: {exc}", "pip install 'hearth[audio]' (needs portaudio19-dev); "
                "or use WAV files with --input")
+    if settings.boards.enabled:
+        _boards(settings, report)
     print("all good" if problems == 0 else f"{problems} problem(s) found")
     return 0 if problems == 0 else 1
+
+
+def _boards(settings: Settings, report: Callable[..., None]) -> None:
+    """Boards: what the registry knows, USB ports that look like boards, and whether the broker answers."""
+    from edge.registry import Registry
+    from edge.serial_link import find_ports
+
+    try:
+        reg = Registry(settings.storage.database_path)
+        boards = reg.boards()
+        reg.close()
+        quarantined = [b.id for b in boards if b.status == "quarantined"]
+        report(not quarantined, f"boards known: {len(boards)}" + (f", quarantined: {', '.join(quarantined)}"
+                                                                 if quarantined else ""),
+               "provision them (hearth boards provision --port ...) or remove them from the broker")
+    except HearthError as exc:
+        report(False, f"device registry: {exc}", "fix the folder permissions or set [storage] database")
+    ports = find_ports()
+    report(True, f"USB serial ports that look like ESP32 boards: {', '.join(p for p, _ in ports) or 'none'}")
+    cfg = settings.boards
+    if cfg.mqtt_host:
+        try:
+            with socket.create_connection((cfg.mqtt_host, cfg.mqtt_port), timeout=2):
+                report(True, f"MQTT broker answers at {cfg.mqtt_host}:{cfg.mqtt_port}")
+        except OSError as exc:
+            report(False, f"MQTT broker at {cfg.mqtt_host}:{cfg.mqtt_port}: {exc}",
+                   "sudo apt-get install mosquitto (see docs/boards.md), or set [boards] mqtt_host = \"\" for "
+                   "serial-only boards")
+        if not cfg.mqtt_username:
+            print("[warn] the agent uses the broker anonymously: if it allows anonymous clients, anything on the "
+                  "network can publish as a board\n       fix: hearth boards broker-setup")
