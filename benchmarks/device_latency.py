@@ -221,6 +221,7 @@ async def voice(tmp: Path, settings: Settings, rounds: int) -> dict[str, Any]:
     first_audio: list[float] = []
     first_audio_cold: list[float] = []
     via_llm: list[float] = []
+    turns: list[dict[str, Any]] = []
     to_ack: list[float] = []
     for rnd in range(rounds):
         for text, action, entity, voice_name, wav in clips:
@@ -247,9 +248,11 @@ async def voice(tmp: Path, settings: Settings, rounds: int) -> dict[str, Any]:
                     if acked and acked[-1][1] and not cold and r.handled_by == "device:command":
                         to_ack.append((acked[-1][0] - t_end) * 1000)
                     fa = r.timings_ms.get("end_of_speech_to_first_audio")
+                    turns.append({"text": text, "voice": voice_name, "cold": cold, "heard": r.transcript,
+                                  "handled_by": r.handled_by, "reply": r.reply, "timings_ms": r.timings_ms})
                     if fa is not None and r.handled_by == "device:command":  # the fast path, not the LLM tool
                         (first_audio_cold if cold else first_audio).append(fa)
-                    elif fa is not None and r.handled_by.startswith("device:") and not cold:
+                    elif fa is not None and r.handled_by.startswith("llm-tool:") and not cold:
                         via_llm.append(fa)
     await house.stop()
     sim.stop()
@@ -258,7 +261,7 @@ async def voice(tmp: Path, settings: Settings, rounds: int) -> dict[str, Any]:
             "end_of_speech_to_first_audio_ms": stats(first_audio) if first_audio else {},
             "end_of_speech_to_first_audio_cold_cache_ms": stats(first_audio_cold) if first_audio_cold else {},
             "prewarmed_confirmations": warmed,
-            "llm_tool_turns_first_audio_ms": stats(via_llm) if via_llm else {}}
+            "llm_tool_turns_first_audio_ms": stats(via_llm) if via_llm else {}, "turns": turns}
 
 
 def _cpu() -> str:
@@ -285,10 +288,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         try:
             out: dict[str, Any] = {"machine": {"cpu": _cpu(), "cores": os.cpu_count(),
                                                "python": platform.python_version()}}
-            out["ack"] = await ack_latency(tmp, args.commands, broker)
-            print("ack latency done", file=sys.stderr)
-            out["ingest"] = await ingest(tmp, broker, args.boards, args.per_board)
-            print("ingest done", file=sys.stderr)
+            if not args.voice_only:
+                out["ack"] = await ack_latency(tmp, args.commands, broker)
+                print("ack latency done", file=sys.stderr)
+                out["ingest"] = await ingest(tmp, broker, args.boards, args.per_board)
+                print("ingest done", file=sys.stderr)
             if not args.no_voice:
                 out["voice"] = await voice(tmp, settings, args.rounds)
         finally:
@@ -303,6 +307,7 @@ def main() -> None:
     ap.add_argument("--per-board", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=2, help="rounds over the spoken command clips")
     ap.add_argument("--no-voice", action="store_true")
+    ap.add_argument("--voice-only", action="store_true")
     ap.add_argument("--config")
     ap.add_argument("--json")
     args = ap.parse_args()

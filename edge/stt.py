@@ -25,7 +25,7 @@ SAMPLE_RATE = 16000
 # whisper.cpp rejects inputs under 100 ms and is unreliable under ~1 s: pad short utterances with silence.
 _MIN_SAMPLES = SAMPLE_RATE
 # Whisper hallucinates these on silence/noise; an utterance that yields only one of them is treated as empty.
-_HALLUCINATIONS = {"", "you", "thank you", "thanks for watching", "bye", "the end", "so"}
+_HALLUCINATIONS = {"", "you", "thank you", "thanks for watching", "bye", "the end", "so", "the", "a", "i"}
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")
 
 
@@ -123,7 +123,11 @@ class Transcriber:
         t0 = time.perf_counter()
         with self._lock:
             try:
-                segments = self._model.transcribe(audio, initial_prompt=prompt, audio_ctx=self._ctx_for(audio.size))
+                # People say at most ~4 words (~6 tokens) a second: a cap from the clip's length stops a
+                # decoder that started repeating itself early, on every temperature-fallback attempt too.
+                max_tokens = min(64, 8 + int(8 * audio.size / SAMPLE_RATE))
+                segments = self._model.transcribe(audio, initial_prompt=prompt, audio_ctx=self._ctx_for(audio.size),
+                                                  max_tokens=max_tokens)
             except Exception as exc:
                 raise STTError(f"whisper.cpp failed on a {audio.size / SAMPLE_RATE:.1f} s clip: {exc}") from exc
         text = _clean(" ".join(s.text for s in segments))

@@ -124,7 +124,8 @@ def test_quarantined_boards_are_not_in_the_grammar(tmp_path: Path) -> None:
 
 def test_prompt_words_carry_names(grammar: DeviceGrammar) -> None:
     p = grammar.prompt_words()
-    assert "Kitchen light" in p and "Hallway" in p
+    assert p.startswith("Devices: ") and "kitchen light;" in p and "hallway light" in p
+    assert "talk button" not in p  # buttons are not spoken about
 
 
 @pytest.mark.parametrize("text", [

@@ -182,7 +182,7 @@ def test_llm_tool_call_stays_inside_the_registry(tmp_path: Path, sim: BoardSim, 
 
 
 def test_cli_run_on_a_spoken_command(tmp_path: Path, sim: BoardSim, speech_wav: Callable[..., Path]) -> None:
-    wav = speech_wav("Hey Hearth, switch on the fan.")
+    wav = speech_wav("Hey Hearth, turn on the fan.")
     cfg = tmp_path / "hearth.toml"
     # models from the user's store (installed by setup.sh); turns and the registry in a scratch database
     real_home = Settings().storage.home_path
