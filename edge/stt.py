@@ -47,7 +47,22 @@ def normalize(text: str) -> str:
 
 def _clean(text: str) -> str:
     text = _NON_SPEECH.sub(" ", text)
-    return re.sub(r"\s+", " ", text).strip()
+    return collapse_repeats(re.sub(r"\s+", " ", text).strip())
+
+
+def collapse_repeats(text: str) -> str:
+    """ "Turn on the light. Turn on the light. Turn on the" -> "Turn on the light."
+
+    tiny.en sometimes loops on a short prompt-like phrase; with the token cap the loop is cut before whisper's
+    own repetition check (which needs ~32 tokens) would trigger a re-decode, so the loop is removed here.
+    """
+    words = text.split()
+    keys = [normalize(w) for w in words]
+    n = len(words)
+    for period in range(3, n // 2 + 1):  # "no no", "bye bye" are speech, not a decoder loop
+        if all(keys[i] == keys[i % period] for i in range(period, n)):
+            return " ".join(words[:period])
+    return text
 
 
 class Transcriber:

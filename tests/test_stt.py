@@ -27,3 +27,16 @@ def test_very_short_input_is_padded(transcriber, speech_wav) -> None:  # type: i
     samples, _ = read_pcm16(speech_wav("Yes."))
     assert samples.size < 16000
     assert "yes" in transcriber.transcribe(samples).text.lower()
+
+
+def test_repetition_loops_are_collapsed() -> None:
+    from edge.stt import collapse_repeats
+
+    assert collapse_repeats("Turn on the kitchen light. Turn on the kitchen light. Turn on the") == \
+        "Turn on the kitchen light."
+    assert collapse_repeats("Set the hallway light to 40%. Set the hallway light to 40%.") == \
+        "Set the hallway light to 40%."
+    assert collapse_repeats("Turn on the fan.") == "Turn on the fan."
+    assert collapse_repeats("no no") == "no no"
+    assert collapse_repeats("What is the capital of France?") == "What is the capital of France?"
+    assert collapse_repeats("the cat saw the dog") == "the cat saw the dog"
