@@ -439,3 +439,30 @@ def test_agent_restart_does_not_revive_an_offline_board(tmp_path: Path, sim_fact
             await agent.stop()
 
     asyncio.run(go())
+
+
+def test_bit_flips_on_the_live_line(tmp_path: Path, sim_factory: Callable[..., BoardSim]) -> None:
+    """The board's next 6 frames each leave with one flipped bit: every one is dropped, none is misread,
+    and commands still complete by retrying with the same id."""
+    sim = sim_factory()
+
+    async def go() -> None:
+        agent = Agent(tmp_path, ack_timeout_s=0.3, attempts=8)
+        link = agent.start_serial(sim.pty_link)
+        try:
+            await until(agent.online, what="online")
+            bad_before = link.decoder.bad
+            sim.send("flip 6")
+            await asyncio.sleep(0.1)
+            for i in range(12):
+                r = await agent.hub.command(BOARD, "kitchen_light", "set", i % 2)
+                assert r.ok and r.value == i % 2, r
+            flipped = sum(line.startswith("flipped") for line in sim.log)
+            assert flipped == 6
+            assert link.decoder.bad - bad_before >= flipped  # each corrupted frame was dropped ...
+            assert link.dropped == 0  # ... at the CRC, never as a valid frame carrying a wrong message
+            assert agent.state("kitchen_light") == 1 and agent.online()
+        finally:
+            await agent.stop()
+
+    asyncio.run(go())

@@ -136,6 +136,13 @@ void Simulator::control(const std::string& line) {
     std::vector<uint8_t> junk(static_cast<size_t>(n));
     for (auto& b : junk) b = static_cast<uint8_t>(hal_.random32());
     pty_.write(junk.data(), junk.size());
+  } else if (cmd == "flip") {
+    const long n = strtol(arg.c_str(), nullptr, 10);
+    if (n <= 0 || n > 1000000) {
+      sim::emit("error usage: flip N (1..1000000)");
+      return;
+    }
+    hal_.flipFrames(static_cast<int>(n));
   } else if (cmd == "mqtt-kill") {
     mqtt_.kill();
   } else if (cmd == "quit") {

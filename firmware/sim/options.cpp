@@ -49,7 +49,7 @@ void printUsage(FILE* f) {
           "  --keep-running       keep running when stdin reaches EOF (default: quit)\n"
           "\n"
           "stdin, one command per line: press ID | long ID | double ID | set ID VALUE | unplug | plug |\n"
-          "reboot | noise N | mqtt-kill | quit\n"
+          "reboot | noise N | flip N | mqtt-kill | quit\n"
           "stdout, one event per line: ready pty=PATH board=ID | boot N | out ID VALUE | led MODE |\n"
           "prov ok site=S host=H | mqtt connected | mqtt disconnected | rx bad N | ack ID ok|err|dropped |\n"
           "unplugged | error TEXT\n");

@@ -208,4 +208,18 @@ void SimHal::noteRxBad(uint32_t total) { emit("rx bad %u", total); }
 
 void SimHal::noteAck(const char* id, bool ok, bool dropped) { emit("ack %s %s", id, dropped ? "dropped" : ok ? "ok" : "err"); }
 
+void SimHal::serialWrite(const uint8_t* data, size_t len) {
+  if (flipNext_ <= 0 || len < 4) {
+    pty_.write(data, len);
+    return;
+  }
+  --flipNext_;
+  std::vector<uint8_t> copy(data, data + len);
+  // Inside the frame (not the 0x00 delimiters at either end): one bit, anywhere in the COBS body.
+  const size_t at = 1 + static_cast<size_t>(random32()) % (len - 2);
+  copy[at] = static_cast<uint8_t>(copy[at] ^ (1u << (random32() % 8)));
+  pty_.write(copy.data(), copy.size());
+  emit("flipped byte %zu of a %zu-byte frame", at, len);
+}
+
 }  // namespace sim

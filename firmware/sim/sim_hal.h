@@ -32,7 +32,9 @@ class SimHal : public hearth::Hal {
   // hearth::Hal
   uint32_t nowMs() override;
   uint32_t random32() override { return static_cast<uint32_t>(rng_()); }
-  void serialWrite(const uint8_t* data, size_t len) override { pty_.write(data, len); }
+  void serialWrite(const uint8_t* data, size_t len) override;
+  // `flip N`: the next N frames leave with one random bit flipped inside them (a noisy cable).
+  void flipFrames(int n) { flipNext_ = n; }
   bool mqttConnect(const hearth::MqttConnectParams& p) override { return mqtt_.connect(p); }
   bool mqttPublish(const char* topic, const uint8_t* payload, size_t len, bool retained, uint8_t qos) override {
     return mqtt_.publish(topic, payload, len, retained, qos);
@@ -71,6 +73,7 @@ class SimHal : public hearth::Hal {
   PtyLink& pty_;
   SimMqtt& mqtt_;
   std::mt19937 rng_;
+  int flipNext_ = 0;
   uint64_t startMs_ = 0;
   std::map<int, bool> level_;
   std::map<std::string, double> logical_;  // contacts and sensors: the value the outside world has
