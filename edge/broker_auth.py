@@ -190,7 +190,8 @@ def board_acl(site: str, board_id: str) -> list[str]:
 def agent_acl(site: str, username: str = "agent") -> list[str]:
     validate_name(site, "site")
     validate_name(username, "agent username")
-    return [f"user {username}", f"{MARK} agent for site {site}", f"topic readwrite hearth/{site}/#"]
+    return [f"user {username}", f"{MARK} agent for site {site}", f"topic readwrite hearth/{site}/#",
+            "topic readwrite homeassistant/#"]
 
 
 def _without_user(lines: list[str], username: str) -> tuple[list[str], int | None]:

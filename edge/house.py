@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from edge.devices import DeviceHub
 from edge.errors import HearthError
+from edge.ha_bridge import HomeAssistantBridge
 from edge.home import HomeControl
 from edge.mqtt_link import MqttConfig, MqttLink
 from edge.protocol import Hello, Message
@@ -61,6 +62,8 @@ class House:
         self._led_task: asyncio.Task[None] | None = None
         self.on_entities_changed: Callable[[], None] | None = None  # e.g. pre-synthesize the confirmations
         self._not_boards: set[str] = set()  # auto-discovered ports that never said hello
+        self.ha: HomeAssistantBridge | None = None
+        self._ha_tasks: set[asyncio.Task[None]] = set()
 
     def _button(self, board: str, entity: str, gesture: str) -> None:
         ent = next((e for e in self.registry.entities(board, usable_only=True) if e.id == entity), None)
@@ -71,6 +74,8 @@ class House:
         self.hub.on_message(board, msg, link)  # type: ignore[arg-type]
         if isinstance(msg, Hello):
             self.home.invalidate()
+            if self.ha is not None:
+                self.ha.announce(board)
             if self.on_entities_changed is not None:
                 self.on_entities_changed()
 
@@ -91,7 +96,16 @@ class House:
                                             username=cfg.mqtt_username, password=cfg.mqtt_password,
                                             client_id=self.client_id, announce=self.announce),
                                  self._on_message, self.hub.on_status, on_down=self.hub.link_down)
+            if cfg.home_assistant and self.announce:
+                self.ha = HomeAssistantBridge(cfg.site, self.registry, self.mqtt.publish, self.hub.command)
+                self.mqtt.on_other, self.mqtt.other_topics = self._ha_message, self.ha.topics()
             self.mqtt.start()
+
+    def _ha_message(self, topic: str, payload: bytes) -> None:
+        if self.ha is not None:
+            task = asyncio.get_running_loop().create_task(self.ha.on_message(topic, payload))
+            self._ha_tasks.add(task)
+            task.add_done_callback(self._ha_tasks.discard)
 
     def _add_serial(self, port: str, *, hello_timeout_s: float | None = None) -> None:
         link = SerialLink(port, self._on_message, self.hub.on_lost, hello_timeout_s=hello_timeout_s)
@@ -137,4 +151,5 @@ class House:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.mqtt is not None:
             self.mqtt.stop()
+            await asyncio.sleep(0.05)  # let messages paho already handed to the loop land before the registry closes
         self.registry.close()

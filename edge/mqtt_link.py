@@ -57,7 +57,11 @@ class MqttLink:
     name = "mqtt"
 
     def __init__(self, config: MqttConfig, on_message: OnMessage, on_status: OnStatus,
-                 on_down: Callable[[MqttLink], None] | None = None) -> None:
+                 on_down: Callable[[MqttLink], None] | None = None,
+                 on_other: Callable[[str, bytes], None] | None = None,
+                 other_topics: tuple[str, ...] = ()) -> None:
+        """``other_topics``/``on_other``: extra subscriptions outside the board tree (the Home Assistant bridge);
+        their messages are handed over raw, on the event loop, size-checked."""
         if not BOARD_ID.match(config.site):
             raise MqttLinkError(f"[boards] site {config.site!r} must match [a-z0-9_-]{{1,32}}")
         self.config = config
@@ -65,6 +69,8 @@ class MqttLink:
         self.on_message = on_message
         self.on_status = on_status
         self.on_down = on_down
+        self.on_other = on_other
+        self.other_topics = other_topics
         self.connected = asyncio.Event()
         self.rejected: Counter[str] = Counter()  # reason -> count, for `hearth doctor` and the tests
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,6 +121,13 @@ class MqttLink:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise MqttLinkError(f"publish to {board} failed: {mqtt.error_string(info.rc)}")
 
+    def publish(self, topic: str, payload: str | bytes, *, retain: bool, qos: int = 1) -> None:
+        """Publish outside the command path (discovery configs); dropped with a log line when offline."""
+        if not self.connected.is_set():
+            log.debug("not connected: %s not published", topic)
+            return
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+
     # --- paho thread side --------------------------------------------------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -122,7 +135,9 @@ class MqttLink:
             log.error("MQTT broker refused the connection: %s (check [boards] mqtt_username/mqtt_password)", reason)
             return
         # Subscriptions are not kept by a clean session: (re)subscribe on every connect.
-        client.subscribe([(f"{self.prefix}/+/{t}", 1) for t in _BOARD_TOPICS])
+        client.subscribe([(f"{self.prefix}/+/{t}", 1) for t in _BOARD_TOPICS] + [(t, 1) for t in self.other_topics])
+        if self.on_other is not None:
+            self._call(self.on_other, "", b"")  # "(re)connected": the bridge republishes what it owns
         if self.config.announce:
             client.publish(f"{self.prefix}/agent/status", "online", qos=1, retain=True)
         log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
@@ -135,6 +150,12 @@ class MqttLink:
             self._call(self.on_down, self)
 
     def _on_raw(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        if self.on_other is not None and any(mqtt.topic_matches_sub(t, m.topic) for t in self.other_topics):
+            if len(m.payload) > MAX_MESSAGE:
+                self._call(self._reject, m.topic, f"payload of {len(m.payload)} bytes is over the limit")
+            else:
+                self._call(self.on_other, m.topic, bytes(m.payload))
+            return
         try:
             board, msg = self.parse(m.topic, bytes(m.payload))
         except ProtocolError as exc:

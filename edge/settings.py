@@ -110,6 +110,7 @@ class BoardsSettings:
     mqtt_username: str = ""  # the agent's own broker account ("" = anonymous)
     mqtt_password: str = ""
     site: str = "home"  # topic prefix hearth/<site>/...
+    home_assistant: bool = True  # publish MQTT discovery configs and accept HA's commands (docs/boards.md)
     ack_timeout_s: float = 0.5  # per attempt; the same command id is re-sent after it
     command_attempts: int = 3
     confirm_window_s: float = 15.0  # how long a "say yes to confirm" question stays open

@@ -318,7 +318,7 @@ def test_acl_lists_writable_topics_explicitly() -> None:
     assert [line for line in lines if line.startswith("topic")] == [
         f"topic write {base}/status", f"topic write {base}/hello", f"topic write {base}/state/#",
         f"topic write {base}/event", f"topic write {base}/tele", f"topic write {base}/ack", f"topic read {base}/cmd"]
-    assert ba.agent_acl(SITE)[-1] == f"topic readwrite hearth/{SITE}/#"
+    assert ba.agent_acl(SITE)[-2:] == [f"topic readwrite hearth/{SITE}/#", "topic readwrite homeassistant/#"]
 
 
 def test_files_keep_foreign_entries_and_replace_in_place(tmp_path: Path) -> None:
