@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import time
@@ -131,9 +132,16 @@ def make_assistant(settings: Settings, loaded: Loaded, source: str, house: House
     return assistant
 
 
-async def with_house(settings: Settings, use: bool, fn: Callable[[House | None], Awaitable[T]]) -> T:
-    """Run ``fn`` with the boards' links up (registry, serial, MQTT) when ``use`` and [boards] enabled."""
-    house = House(settings) if use and settings.boards.enabled else None
+async def with_house(settings: Settings, use: bool, fn: Callable[[House | None], Awaitable[T]], *,
+                     one_shot: bool = False) -> T:
+    """Run ``fn`` with the boards' links up (registry, serial, MQTT) when ``use`` and [boards] enabled.
+
+    ``one_shot`` (ask, run --input): a client id of its own and no agent availability messages, so a running
+    `hearth run` keeps its broker session and is not reported offline when this command exits."""
+    house = None
+    if use and settings.boards.enabled:
+        house = House(settings, client_id=f"hearth-cli-{os.getpid()}", announce=False) if one_shot \
+            else House(settings)
     if house is not None:
         await house.start()
     try:

@@ -66,7 +66,7 @@ def _file_turns(settings: Settings, wav: Path, args: argparse.Namespace, source:
         path = _reply_path(settings, args.out, n)
         return audio_io.WavSink(path), str(path)
 
-    results = asyncio.run(agent.with_house(settings, source != "demo" and not args.no_boards, turns))
+    results = asyncio.run(agent.with_house(settings, source != "demo" and not args.no_boards, turns, one_shot=True))
     for r in results:
         _print_turn(r, args.json)
     if not any(r.decision.accepted for r in results):
@@ -149,7 +149,7 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
         assistant = agent.make_assistant(settings, loaded, "typed", house)
         return await assistant.ask(text, sink, streaming=not args.sequential)
 
-    r = asyncio.run(agent.with_house(settings, not args.no_boards, ask))
+    r = asyncio.run(agent.with_house(settings, not args.no_boards, ask, one_shot=True))
     getattr(sink, "close", lambda: None)()
     r.output = args.out
     _print_turn(r, args.json)
