@@ -51,7 +51,6 @@ class DeviceHub:
         self.attempts = attempts
         self.synonyms = synonyms or (lambda profile: {})
         self.on_button: Callable[[str, str, str], None] | None = None  # (board, entity, gesture)
-        self.on_change: Callable[[str, str, float | str], None] | None = None
         self.on_hello: Callable[[str], None] | None = None
         self._links: dict[str, dict[str, Link]] = {}
         self._pending: dict[str, tuple[str, asyncio.Future[Ack]]] = {}  # id -> (board it was sent to, ack)
@@ -98,8 +97,7 @@ class DeviceHub:
         if isinstance(msg, Ack):
             self._ack(board, msg)
         elif isinstance(msg, State):
-            if self.registry.set_state(board, msg.e, msg.val) and self.on_change:
-                self.on_change(board, msg.e, msg.val)
+            self.registry.set_state(board, msg.e, msg.val)
         elif isinstance(msg, Event):
             if self.on_button:
                 self.on_button(board, msg.e, msg.ev)

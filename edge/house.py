@@ -17,7 +17,7 @@ from edge.errors import HearthError
 from edge.ha_bridge import HomeAssistantBridge
 from edge.home import HomeControl
 from edge.mqtt_link import MqttConfig, MqttLink
-from edge.protocol import Hello, Message
+from edge.protocol import LED_MODES, Hello, Message
 from edge.registry import Registry
 from edge.serial_link import SerialLink, find_ports
 from edge.settings import Settings
@@ -134,6 +134,9 @@ class House:
 
     def phase(self, phase: str) -> None:
         """Pipeline phase -> status LEDs, without ever delaying the turn (latest phase wins)."""
+        if phase not in LED_MODES:
+            log.debug("no LED mode for phase %s", phase)
+            return
         if self._led_task is not None and not self._led_task.done():
             self._led_task.cancel()
         try:

@@ -22,7 +22,6 @@ import sqlite_utils
 from edge.errors import HearthError
 from edge.protocol import EntityInfo, Hello
 
-SENSOR_KINDS = frozenset({"temperature", "humidity", "contact"})
 MAX_PENDING = 200_000  # buffered readings kept while writes fail (~20 MB), then the oldest go
 log = logging.getLogger(__name__)
 

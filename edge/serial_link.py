@@ -13,7 +13,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import serial
 
@@ -234,6 +233,3 @@ class SerialLink:
     def stop(self) -> None:
         self._stopping = True
 
-
-def port_exists(port: str) -> bool:
-    return Path(port).exists()
