@@ -170,14 +170,14 @@ class DeviceHub:
     async def _command(self, cid: str, board: str, entity: str, action: str, val: float | None, mode: str | None,
                        attempts: int, t0: float) -> CommandResult:
         info = self.registry.board(board)
-        if info is None or not any(e.id == entity for e in self.registry.entities(board)):
+        kind = next((e.info.kind for e in self.registry.entities(board) if e.id == entity), None)
+        if info is None or kind is None:
             return CommandResult(False, board, entity, error="unknown_entity")
         if info.status == "quarantined":
             return CommandResult(False, board, entity, error="quarantined")
         msg = Command(id=cid, e=entity, a=action, val=val, mode=mode)
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[cid] = (board, fut)
-        kind = next((e.info.kind for e in self.registry.entities(board) if e.id == entity), "")
         boot = self.boots.get(board)
         tried = 0
         try:
