@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.voice_latency import FirstAudio, machine, pct, report  # noqa: E402
 from edge import agent  # noqa: E402
 from edge.devices import DeviceHub  # noqa: E402
 from edge.home import HomeControl  # noqa: E402
@@ -63,11 +62,6 @@ COMMANDS = [
     ("Is the kitchen light on?", "query", "kitchen_light"),
     ("Toggle the kitchen light.", "toggle", "kitchen_light"),
 ]
-
-
-def pct(v: list[float], q: float) -> float:
-    s = sorted(v)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def stats(v: list[float]) -> dict[str, float]:
@@ -179,8 +173,6 @@ async def ingest(tmp: Path, broker: Mosquitto, boards: int, per_board: int) -> d
 
 async def voice(tmp: Path, settings: Settings, rounds: int) -> dict[str, Any]:
     """Spoken commands through the whole loop to a board on serial: end of speech → ack and → first audio."""
-    from benchmarks.voice_latency import FirstAudio
-
     sim = BoardSim(tmp, RELAY_SPEC + GARAGE_LINES, board_id=BOARD).start()
     settings = replace(settings, "boards", serial_ports=(str(sim.pty_link),), mqtt_host="")
     settings = replace(settings, "activation", require_wake_phrase=False)
@@ -264,16 +256,6 @@ async def voice(tmp: Path, settings: Settings, rounds: int) -> dict[str, Any]:
             "llm_tool_turns_first_audio_ms": stats(via_llm) if via_llm else {}, "turns": turns}
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings(args.config)
     with tempfile.TemporaryDirectory() as d:
@@ -286,8 +268,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                                                 database=str(tmp / "bench.db")))
         broker = Mosquitto(tmp).start()
         try:
-            out: dict[str, Any] = {"machine": {"cpu": _cpu(), "cores": os.cpu_count(),
-                                               "python": platform.python_version()}}
+            out: dict[str, Any] = {"machine": machine()}
             if not args.voice_only:
                 out["ack"] = await ack_latency(tmp, args.commands, broker)
                 print("ack latency done", file=sys.stderr)
@@ -311,12 +292,7 @@ def main() -> None:
     ap.add_argument("--config")
     ap.add_argument("--json")
     args = ap.parse_args()
-    result = asyncio.run(main_async(args))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+    report(asyncio.run(main_async(args)), args.json)
 
 
 if __name__ == "__main__":

@@ -177,7 +177,7 @@ async def run(settings: Settings, runs: int, clip_sets: dict[str, list[tuple[str
     s_first = summarize(stream_rows, "end_of_speech_to_first_audio")
     q_first = summarize(seq_rows, "end_of_speech_to_first_audio")
     return {
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "settings": {"stt_threads": settings.stt.threads, "audio_ctx": settings.stt.audio_ctx,
                      "llm_threads": settings.llm.threads, "tts_threads": settings.tts.threads},
         "models": assistant.models,
@@ -197,6 +197,19 @@ async def run(settings: Settings, runs: int, clip_sets: dict[str, list[tuple[str
                                     3),
         "short_stt": short_rows[: len(clip_sets["short"])],
     }
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def report(result: dict[str, Any], path: str | None) -> None:
+    """Print the results, and keep them in ``path`` (benchmarks/results/*.json) when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
 
 
 def _cpu() -> str:
@@ -227,11 +240,7 @@ def main() -> None:
         settings = replace(settings, "activation", follow_up_s=0.0)
         clip_sets = clips_in_child(args.config, Path(tmp))
         result = asyncio.run(run(settings, args.runs, clip_sets))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 from edge.board_pins import CHIPS, Chip
 from edge.board_pins import check_pin as _check_pin
 from edge.errors import BoardProfileError
+from edge.protocol import EntityInfo
 
 BOARDS_DIR: Path = Path(__file__).resolve().parent.parent / "hardware" / "boards"
 MAX_ENTITIES = 15  # EntityTable holds 16, and the firmware adds the status LED as entity "status_led"
@@ -99,13 +100,8 @@ class Entity:
 
     def descriptor(self) -> dict[str, Any]:
         """The entity as the firmware announces it in ``hello.entities`` (used to check the 1024-byte limit)."""
-        d: dict[str, Any] = {"id": self.id, "kind": self.kind, "name": self.name, "area": self.area,
-                             "unit": self.unit, "min": self.min, "max": self.max}
-        if self.sensitive:
-            d["sens"] = 1
-        if self.ptt:
-            d["ptt"] = 1
-        return d
+        return EntityInfo(id=self.id, kind=self.kind, name=self.name, area=self.area, unit=self.unit, min=self.min,
+                          max=self.max, sensitive=self.sensitive, ptt=self.ptt).to_wire()
 
 
 @dataclass(frozen=True)

@@ -179,11 +179,13 @@ class DeviceHub:
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._pending[cid] = (board, fut)
         boot = self.boots.get(board)
+        repeatable = action in ("set", "get", "led") and kind != "cover"
         tried = 0
         try:
             for tried in range(1, attempts + 1):
-                if tried > 1 and kind == "cover" and self.boots.get(board) != boot:
-                    # A rebooted board forgot the id; re-sending would pulse the door's relay a second time.
+                if tried > 1 and not repeatable and self.boots.get(board) != boot:
+                    # A rebooted board forgot the id, so a retry runs again: fine for "set to 70", not for a
+                    # toggle or a door opener's relay pulse, which would undo or reverse the first run.
                     return CommandResult(False, board, entity, error="rebooted", attempts=tried - 1,
                                          latency_ms=(time.perf_counter() - t0) * 1000)
                 link = self._pick_link(board)

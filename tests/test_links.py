@@ -346,10 +346,14 @@ def test_board_reboot_mid_command(tmp_path: Path, sim_factory: Callable[..., Boa
     asyncio.run(go())
 
 
-def test_cover_is_not_pulsed_again_after_a_reboot_mid_command(tmp_path: Path,
-                                                              sim_factory: Callable[..., BoardSim]) -> None:
-    """A retried door command after a reboot would pulse the opener twice (stop or reverse the door)."""
-    sim = sim_factory(GARAGE_SPEC, extra=["--ack-delay-ms", "1500"])
+@pytest.mark.parametrize(("spec", "entity", "action", "value"), [
+    (GARAGE_SPEC, "garage_door", "set", 1),  # a second pulse of the opener's relay stops or reverses the door
+    (RELAY_SPEC, "kitchen_light", "toggle", None),  # a second toggle undoes the first
+])
+def test_unrepeatable_command_is_not_retried_after_a_reboot(tmp_path: Path, sim_factory: Callable[..., BoardSim],
+                                                             spec: str, entity: str, action: str,
+                                                             value: float | None) -> None:
+    sim = sim_factory(spec, extra=["--ack-delay-ms", "1500"])
 
     async def go() -> None:
         agent = Agent(tmp_path, ack_timeout_s=2.5, attempts=3)
@@ -357,13 +361,14 @@ def test_cover_is_not_pulsed_again_after_a_reboot_mid_command(tmp_path: Path,
         try:
             await until(agent.online, what="online")
             boot = agent.hellos[-1].boot
-            task = asyncio.create_task(agent.hub.command(BOARD, "garage_door", "set", 1))
-            await until(lambda: any(line.startswith("out garage_door") for line in sim.log), what="door pulse")
+            task = asyncio.create_task(agent.hub.command(BOARD, entity, action, value))
+            await until(lambda: any(line.startswith(f"out {entity}") for line in sim.log), what="executed")
             sim.send("reboot")
             await until(lambda: agent.hellos[-1].boot == boot + 1, what="hello after the reboot")
             r = await task
             assert not r.ok and r.error == "rebooted"
             assert agent.registry.commands(1)[0]["result"] == "rebooted"
+            assert sim.log.count(f"out {entity} 1") == 1  # executed once (the reboot's reset prints a 0)
         finally:
             await agent.stop()
 
